@@ -1,0 +1,5 @@
+import sys
+
+from semprobe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny real models and checkpoints, and the real CIFAR-100 images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from semprobe.checkpoint import save_model
+from semprobe.model import ModelSpec, SEMModel
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_CIFAR = REPO.parent / "shared" / "data" / "cifar100-real"
+
+
+@pytest.fixture(scope="session")
+def real_cifar() -> Path:
+    """The 25,000 real CIFAR-100 images (ImageFolder), read-only; skip where absent."""
+    if not (REAL_CIFAR / "train").is_dir():
+        pytest.skip(f"real CIFAR-100 subset not found at {REAL_CIFAR}")
+    return REAL_CIFAR
+
+
+def tiny_spec(**overrides: object) -> ModelSpec:
+    fields: dict[str, object] = {
+        "backbone": "small_cnn",
+        "num_simplices": 8,
+        "vocab": 5,
+        "tau": 0.5,
+        "method": "byol",
+        "dataset": "synthetic",
+    }
+    fields.update(overrides)
+    return ModelSpec(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tiny_model() -> SEMModel:
+    torch.manual_seed(0)
+    return SEMModel(tiny_spec()).eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path, tiny_model: SEMModel) -> Path:
+    path = tmp_path / "tiny.pt"
+    save_model(tiny_model, path)
+    return path
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path):
+    """A 256 KiB tmpfs, so that 'disk full' is real; skip where mounting is not permitted."""
+    import subprocess
+
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A directory on a read-only mount (chmod does not stop root); skip where not permitted."""
+    import subprocess
+
+    mount_point = tmp_path / "ro"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
