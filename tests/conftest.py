@@ -88,3 +88,25 @@ def read_only_dir(tmp_path: Path):
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+WORDNET_SOURCE = Path("/usr/share/wordnet")
+
+
+@pytest.fixture(scope="session")
+def wordnet_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """NLTK's WordNet built from Debian's WordNet 3.0 into a temporary NLTK data folder."""
+    from semprobe.taxonomy import setup_wordnet
+
+    if not (WORDNET_SOURCE / "data.noun").is_file():
+        pytest.skip("WordNet 3.0 not installed (Debian packages wordnet-base, wordnet-sense-index)")
+    target = tmp_path_factory.mktemp("nltk_wordnet")
+    setup_wordnet(target, WORDNET_SOURCE, allow_download=False)
+    return target
+
+
+def save_tiny(path: Path, seed: int = 0, **spec: object) -> Path:
+    """Save a seeded random-init tiny model (small CNN) at ``path``."""
+    torch.manual_seed(seed)
+    save_model(SEMModel(tiny_spec(**spec)), path)
+    return path
