@@ -121,7 +121,7 @@ def read_checkpoint(path: str | os.PathLike[str], trust: bool = False) -> Any:
                 "file came from"
             ) from None
         raise CheckpointError(f"checkpoint {file} is not a PyTorch checkpoint ({text})") from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # torch raises many types on damaged files (KeyError, EOFError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"checkpoint {file} is truncated or not a PyTorch checkpoint ({first})"

@@ -138,7 +138,9 @@ class FeatureSet:
             writer = _NpyAppender(tmp, (n, width), np.dtype(np.float16))
             try:
                 for start in range(0, n, chunk_rows):
-                    block = torch.from_numpy(np.array(logits[start : start + chunk_rows], np.float32))
+                    block = torch.from_numpy(
+                        np.array(logits[start : start + chunk_rows], np.float32)
+                    )
                     probs = sem_softmax(block.float(), self.num_simplices, self.vocab, tau)
                     writer.append(probs.numpy())
                 writer.close()
