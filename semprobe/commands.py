@@ -154,12 +154,6 @@ def _relevance(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_cmd_relevance)
 
 
-def _pretrain(sub: argparse._SubParsersAction) -> None:
-    from pretrain.cli import register
-
-    register(sub)
-
-
 REGISTRY: list[Register] = [_relevance]
 
 
@@ -294,3 +288,12 @@ def _study(sub: argparse._SubParsersAction) -> None:
 
 
 REGISTRY += [_entropy, _tau_sweep, _study]
+
+
+def _dashboard(sub: argparse._SubParsersAction) -> None:
+    from app.launch import register
+
+    register(sub)
+
+
+REGISTRY += [_dashboard]

@@ -1,0 +1,397 @@
+"""Loading run directories for the dashboard: validated, cached, and never outside a run.
+
+Every file is reached through :class:`semprobe.rundir.Run`, which resolves paths (symbolic links
+included) and refuses anything that leaves the run directory. Large arrays (logits, thumbnails)
+stay memory-mapped and are cached as resources (shared, never copied); small tables and derived
+numbers are cached as data. Cache keys hold the run's *stamp* (inode and modification time of
+its ``run.json``), so a run that is rebuilt in place is read afresh.
+
+Problems with a run directory surface as :class:`semprobe.errors.SemprobeError` with a message
+that names the file; the dashboard shows them with ``st.error``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import compute
+from semprobe.errors import SemprobeError
+from semprobe.graph import FeatureCategoryGraph, sem_feature_name
+from semprobe.rundir import RUN_FILE, Run
+
+#: Environment variable with run directories to open (separated by ``os.pathsep``).
+RUNS_ENV = "SEMPROBE_RUNS"
+
+DASHBOARD_SCRIPT = Path(__file__).with_name("dashboard.py")
+
+
+def requested_runs(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Run directories to open: ``streamlit run app/dashboard.py -- RUN...`` and ``$SEMPROBE_RUNS``.
+
+    The command-line arguments are used only when ``argv[0]`` is the dashboard script, i.e. under
+    ``streamlit run``; in-process test runners have their own ``sys.argv``.
+    """
+    import sys
+
+    argv = list(sys.argv if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    paths: list[str] = []
+    if argv and _same_file(argv[0], DASHBOARD_SCRIPT):
+        paths.extend(a for a in argv[1:] if a)
+    paths.extend(p for p in environ.get(RUNS_ENV, "").split(os.pathsep) if p.strip())
+    unique: list[str] = []
+    for path in paths:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def _same_file(a: str | os.PathLike[str], b: Path) -> bool:
+    try:
+        return Path(a).resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def run_stamp(path: str | os.PathLike[str]) -> str:
+    """Identity of the current contents of a run: changes when the run is rebuilt."""
+    try:
+        info = (Path(path) / RUN_FILE).stat()
+    except OSError:
+        return "missing"
+    return f"{info.st_ino}-{info.st_mtime_ns}"
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _open_run(path: str, stamp: str) -> Run:
+    return Run(path)
+
+
+def open_run(path: str) -> tuple[Run, str]:
+    """Open (cached) the run at ``path``; returns it with its stamp.
+
+    Raises
+    ------
+    SemprobeError
+        If the directory is missing, partial or malformed.
+    """
+    resolved = str(Path(path).expanduser().resolve())
+    stamp = run_stamp(resolved)
+    return _open_run(resolved, stamp), stamp
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """One model of an opened run, with what every view needs to know about it."""
+
+    run_path: str
+    stamp: str
+    run_label: str
+    name: str
+    spec: dict[str, Any]
+    summary: dict[str, Any] | None
+
+    @property
+    def key(self) -> str:
+        """``run/model``, unique among the opened runs."""
+        return f"{self.run_label}/{self.name}"
+
+    @property
+    def num_simplices(self) -> int:
+        return int(self.spec.get("num_simplices") or 0)
+
+    @property
+    def vocab(self) -> int:
+        return int(self.spec.get("vocab") or 0)
+
+    @property
+    def tau(self) -> float:
+        return float(self.spec.get("tau") or 1.0)
+
+    @property
+    def has_sem(self) -> bool:
+        return self.num_simplices > 0 and self.vocab > 0
+
+    @property
+    def kind(self) -> str:
+        return "SEM" if self.has_sem else "baseline"
+
+    @property
+    def representation(self) -> str | None:
+        return None if self.summary is None else self.summary.get("representation")
+
+    @property
+    def sem_features(self) -> bool:
+        """Whether the probe's features are the L*V SEM coordinates (simplex-major)."""
+        return self.has_sem and self.representation in ("sem", "logits")
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        if self.summary is None:
+            return default
+        return (self.summary.get("settings") or {}).get(name, default)
+
+
+def _check_spec(spec: Any, where: str) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise SemprobeError(f"{where} has no model spec")
+    for key in ("num_simplices", "vocab"):
+        value = spec.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SemprobeError(f"{where}: {key} must be a non-negative integer, got {value!r}")
+    tau = spec.get("tau", 1.0)
+    if not isinstance(tau, int | float) or not math.isfinite(tau) or tau <= 0:
+        raise SemprobeError(f"{where}: tau must be a positive number, got {tau!r}")
+    return spec
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _model(run_path: str, stamp: str, name: str) -> ModelData:
+    run = _open_run(run_path, stamp)
+    model = run.model(name)
+    spec = _check_spec(model.info.get("spec"), f"{name}/model.json")
+    summary = model.relevance_summary()
+    return ModelData(run_path, stamp, run.name, name, spec, summary)
+
+
+def model_data(run_path: str, stamp: str, run_label: str, name: str) -> ModelData:
+    """Read ``<model>/model.json`` and its relevance summary (refusing paths outside the run).
+
+    Raises
+    ------
+    SemprobeError
+        If a file is missing or malformed, or the model's name leads outside the run.
+    """
+    return dataclasses.replace(_model(run_path, stamp, name), run_label=run_label)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def labels(run_path: str, stamp: str) -> np.ndarray:
+    """Test-split labels, checked against the class names; read-only."""
+    run = _open_run(run_path, stamp)
+    array = run.load_array("labels.npy")
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise SemprobeError(f"{run.root}/labels.npy must be a 1-D integer array")
+    out = np.array(array, dtype=np.int64)
+    n_classes = len(run.class_names)
+    if out.size and (out.min() < 0 or out.max() >= max(n_classes, 1)):
+        raise SemprobeError(
+            f"{run.root}/labels.npy has labels outside the {n_classes} classes of classes.json"
+        )
+    out.setflags(write=False)
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def thumbnails(run_path: str, stamp: str) -> np.ndarray:
+    """Test-split thumbnails ``(N, H, W, 3)`` uint8, memory-mapped."""
+    run = _open_run(run_path, stamp)
+    array = run.thumbnails()
+    n = len(labels(run_path, stamp))
+    if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8 or len(array) != n:
+        raise SemprobeError(
+            f"{run.root}/thumbnails.npy must be uint8 (N={n}, H, W, 3), got {array.dtype} "
+            f"{array.shape}"
+        )
+    return array
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _thumbnail_store(run_path: str, stamp: str) -> dict[int, str]:
+    return {}
+
+
+def thumbnail_uris(run_path: str, stamp: str, indices: Sequence[int]) -> list[str]:
+    """Data URIs of test thumbnails, each encoded once per run."""
+    from app.figures import image_data_uri
+
+    store = _thumbnail_store(run_path, stamp)
+    images = thumbnails(run_path, stamp)
+    out = []
+    for i in indices:
+        uri = store.get(int(i))
+        if uri is None:
+            uri = store[int(i)] = image_data_uri(images[int(i)])
+        out.append(uri)
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def logits(run_path: str, stamp: str, name: str) -> np.ndarray:
+    """Test-split SEM logits ``(N, L*V)``, memory-mapped.
+
+    Raises
+    ------
+    SemprobeError
+        If the model has no logits or their shape does not match the spec and labels.
+    """
+    run = _open_run(run_path, stamp)
+    model = run.model(name)
+    array = model.logits()
+    if array is None:
+        raise SemprobeError(f"{name} has no logits.npy (only SEM models have)")
+    spec = _check_spec(model.info.get("spec"), f"{name}/model.json")
+    width = int(spec["num_simplices"]) * int(spec["vocab"])
+    n = len(labels(run_path, stamp))
+    if array.ndim != 2 or array.shape != (n, width) or array.dtype.kind != "f":
+        raise SemprobeError(
+            f"{run.root}/{name}/logits.npy must be float (N={n}, L*V={width}), got "
+            f"{array.dtype} {array.shape}"
+        )
+    return array
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe of a model: weights ``coef`` (classes x features), read-only float64."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def probe(run_path: str, stamp: str, name: str) -> Probe:
+    """``<model>/relevance/probe.npz``, checked against the class list."""
+    run = _open_run(run_path, stamp)
+    path = run.path_of(f"{name}/relevance/probe.npz")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            coef = np.array(npz["coef"], dtype=np.float64)
+            intercept = np.array(npz["intercept"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise SemprobeError(f"cannot read {path}: {exc}") from None
+    if coef.ndim != 2 or coef.shape[0] != len(run.class_names) or not np.isfinite(coef).all():
+        raise SemprobeError(
+            f"{path}: coef must be finite (classes={len(run.class_names)}, features), got "
+            f"{coef.shape}"
+        )
+    coef.setflags(write=False)
+    return Probe(coef, intercept)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def table(run_path: str, stamp: str, name: str, relative: str) -> pd.DataFrame | None:
+    """A CSV table of a model (``relevance/curve.csv`` ...), or None if the run has none."""
+    run = _open_run(run_path, stamp)
+    return run.model(name).table(relative)
+
+
+def superclasses(run: Run) -> list[str]:
+    """Superclass of every class (the class itself where the run gives none)."""
+    mapping = run.superclass_of or {}
+    return [str(mapping.get(name, name)) for name in run.class_names]
+
+
+def feature_names(model: ModelData, n_features: int) -> list[str]:
+    """``s{simplex}v{vertex}`` for SEM features, ``f{index}`` otherwise."""
+    if model.sem_features and n_features == model.num_simplices * model.vocab:
+        return [sem_feature_name(j, model.vocab) for j in range(n_features)]
+    return [f"f{j}" for j in range(n_features)]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def simplex_view(
+    run_path: str, stamp: str, name: str, simplex: int, tau: float, top: int = 8
+) -> compute.SimplexView:
+    """The simplex browser's numbers for one simplex at one tau."""
+    model = _model(run_path, stamp, name)
+    run = _open_run(run_path, stamp)
+    return compute.simplex_view(
+        logits(run_path, stamp, name),
+        labels(run_path, stamp),
+        len(run.class_names),
+        simplex,
+        model.vocab,
+        tau,
+        top=top,
+    )
+
+
+@st.cache_data(show_spinner="Computing the entropy of every simplex...", max_entries=64)
+def entropy_tables(
+    run_path: str, stamp: str, name: str, taus: tuple[float, ...]
+) -> compute.LiveEntropy:
+    """Entropy tables computed live from the logits at ``taus``."""
+    model = _model(run_path, stamp, name)
+    run = _open_run(run_path, stamp)
+    return compute.live_entropy(
+        logits(run_path, stamp, name),
+        model.num_simplices,
+        model.vocab,
+        list(taus),
+        labels=labels(run_path, stamp),
+        class_names=run.class_names,
+        superclass_of=dict(zip(run.class_names, superclasses(run), strict=True)),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def simplex_entropy_means(run_path: str, stamp: str, name: str, tau: float) -> np.ndarray:
+    """Mean entropy of every simplex at ``tau``."""
+    frame = entropy_tables(run_path, stamp, name, (tau,)).per_simplex
+    return frame.sort_values("simplex")["mean"].to_numpy()
+
+
+ENTROPY_TABLES = ("per_simplex", "histogram", "per_class", "per_superclass", "summary")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def entropy_report(run_path: str, stamp: str, name: str) -> Any | None:
+    """The model's precomputed ``EntropyReport`` (``<model>/entropy/``), or None."""
+    run = _open_run(run_path, stamp)
+    folder = run.path_of(f"{name}/entropy", must_exist=False)
+    if not folder.is_dir():
+        return None
+    # Every file the reader opens must itself stay inside the run (no link out of it).
+    for table_name in ENTROPY_TABLES:
+        run.path_of(f"{name}/entropy/{table_name}.parquet")
+    run.path_of(f"{name}/entropy/meta.json")
+    try:
+        from semprobe.entropy import EntropyReport
+    except ImportError:
+        return None
+    return EntropyReport.from_dir(folder)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def graph(run_path: str, stamp: str, name: str, k: int, rule: str) -> FeatureCategoryGraph:
+    """W_K at ``k`` from the model's probe (immutable, shared)."""
+    return compute.graph_at_k(probe(run_path, stamp, name).coef, k, rule)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def relevance_at_k(run_path: str, stamp: str, name: str, k: int, rule: str) -> float:
+    """Mean superclass relevance of W_K at ``k`` (no null model: that is in curve.csv)."""
+    run = _open_run(run_path, stamp)
+    model = _model(run_path, stamp, name)
+    return compute.relevance_at_k(
+        graph(run_path, stamp, name, k, rule),
+        superclasses(run),
+        multiplicity=bool(model.setting("multiplicity", False)),
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def simplex_scores(run_path: str, stamp: str, name: str) -> pd.DataFrame:
+    """Per simplex: probe weight mass, vertices kept in W_K and coherent vertices."""
+    model = _model(run_path, stamp, name)
+    scores = compute.relevance_contribution(
+        table(run_path, stamp, name, "relevance/feature_concepts.csv"), model.num_simplices
+    )
+    try:
+        coef = probe(run_path, stamp, name).coef
+        scores["weight_mass"] = compute.weight_mass(coef, model.num_simplices, model.vocab)
+    except SemprobeError:
+        scores["weight_mass"] = np.nan
+    return scores

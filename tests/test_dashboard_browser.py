@@ -1,0 +1,63 @@
+"""The dashboard served by ``streamlit run`` and driven in headless Chromium.
+
+Uses the system's Chromium and chromedriver (never a downloaded driver); skipped where either is
+missing. The server is always terminated, whatever happens in the test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.screenshots import chromium, missing_browser, page_url, serve, wait_for_text
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+V, TOP = 5, 8
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reason = missing_browser()
+    if reason:
+        pytest.skip(f"no headless browser: {reason}")
+    try:
+        from tests.test_dashboard import build_run
+    except ImportError:  # tests/ is not a package
+        from test_dashboard import build_run  # type: ignore[no-redef]
+
+    return build_run(tmp_path_factory.getbasetemp())
+
+
+def test_simplex_browser_in_chromium(run_dir: Path, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    with serve([str(run_dir)]) as url, chromium(1400, 1100) as driver:
+        driver.get(page_url(url, "Simplices"))
+        wait_for_text(driver, "Simplex 0", timeout=90)
+        heading = driver.find_elements(By.XPATH, "//h2[contains(., 'Simplex 0')]")
+        assert heading, "no 'Simplex 0' heading"
+        images = driver.find_elements(By.CSS_SELECTOR, ".sp-grid img")
+        assert len(images) == V * TOP
+        # Every thumbnail decoded: a 32 x 32 image shown upscaled.
+        decoded = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.sp-grid img'))"
+            ".map(i => i.complete && i.naturalWidth === 32 && i.width >= 64)"
+        )
+        assert all(decoded)
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        shot = tmp_path / "simplex-0.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+        # Switch the simplex the way a user does: type an index into the number input.
+        field = driver.find_element(By.CSS_SELECTOR, '[data-testid="stNumberInputField"]')
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("4", Keys.ENTER)
+        wait_for_text(driver, "Simplex 4", timeout=60)
+        assert driver.find_elements(By.XPATH, "//h2[contains(., 'Simplex 4')]")
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".sp-grid img")) == V * TOP
+        assert "simplex=4" in driver.current_url
+        assert driver.save_screenshot(str(tmp_path / "simplex-4.png"))
