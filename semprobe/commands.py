@@ -297,3 +297,18 @@ def _dashboard(sub: argparse._SubParsersAction) -> None:
 
 
 REGISTRY += [_dashboard]
+
+
+def _demo(sub: argparse._SubParsersAction) -> None:
+    from semprobe.demo import register
+
+    register(sub)
+
+
+def _pretrain(sub: argparse._SubParsersAction) -> None:
+    from pretrain.cli import register
+
+    register(sub)
+
+
+REGISTRY += [_demo, _pretrain]

@@ -1,0 +1,134 @@
+"""Feature extraction: our cached extraction vs a bare torchvision forward loop.
+
+Both read the same images with the same transform, DataLoader and batch size; the baseline
+only runs the model and keeps the outputs in a list, ours also writes features and SEM logits
+to the cache (fsynced, renamed into place). A second measurement extracts 65,000-wide logits
+(L=5000, V=13) for a small and a 5x larger dataset in fresh processes and compares peak RSS:
+bounded by the batch, it must not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar100-real"
+
+
+def _dataset_name(smoke: bool) -> str:
+    if REAL.is_dir() and not smoke:
+        return f"imagefolder:{REAL}"
+    return "synthetic:train=2,test=1" if smoke else "synthetic:train=50,test=10"
+
+
+def _throughput(dataset: str, split: str, backbone: str, batch: int, limit: int) -> dict[str, Any]:
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from semprobe.data import eval_transform, open_dataset
+    from semprobe.features import extract_features
+    from semprobe.model import ModelSpec, SEMModel
+
+    torch.manual_seed(0)
+    model = SEMModel(ModelSpec(backbone, num_simplices=500, vocab=13)).eval()
+    images = open_dataset(dataset, split, transform=eval_transform())
+    n = min(limit, len(images))
+    subset = Subset(images, range(n))
+
+    def bare() -> None:
+        outputs = []
+        with torch.no_grad():
+            for x, _ in DataLoader(subset, batch_size=batch, shuffle=False):
+                feats = model.backbone(x)
+                outputs.append(model.embedder(feats))  # type: ignore[misc]
+
+    # The same images through our cache (a fresh cache each time, so nothing is reused).
+    from semprobe.data import LabeledImages
+
+    limited = LabeledImages(
+        images.key + f"[:{n}]",
+        split,
+        images.labels[:n],
+        images.class_names,
+        images._load,
+        images.superclass_of,
+        images.transform,
+    )
+
+    def ours() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            extract_features(model, limited, tmp, batch_size=batch, progress=False)
+
+    bare()  # warm-up: page cache, allocator, thread pool
+    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    for _ in range(2):
+        for name, fn in (("bare", bare), ("ours", ours)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    bare_s, ours_s = min(times["bare"]), min(times["ours"])
+    return {
+        "images": n,
+        "batch_size": batch,
+        "backbone": backbone,
+        "bare_images_per_s": n / bare_s,
+        "ours_images_per_s": n / ours_s,
+        "overhead": ours_s / bare_s - 1.0,
+    }
+
+
+RSS_SCRIPT = """
+import json, sys, tempfile, resource
+import torch
+from semprobe.features import extract_features
+from semprobe.data import eval_transform, open_dataset
+from semprobe.model import ModelSpec, SEMModel
+torch.manual_seed(0)
+model = SEMModel(ModelSpec("small_cnn", num_simplices=5000, vocab=13)).eval()
+ds = open_dataset(sys.argv[1], "train", transform=eval_transform())
+with tempfile.TemporaryDirectory(dir=sys.argv[3]) as tmp:
+    fs = extract_features(model, ds, tmp, batch_size=int(sys.argv[2]), progress=False)
+    shape = list(fs.logits.shape)
+print(json.dumps({"images": len(ds), "logits_shape": shape,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _peak_rss(dataset: str, batch: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as where:
+        out = subprocess.run(
+            [sys.executable, "-c", RSS_SCRIPT, dataset, str(batch), where],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(smoke: bool = False) -> dict[str, Any]:
+    """Extraction throughput ratio and peak RSS vs dataset size."""
+    dataset = _dataset_name(smoke)
+    if smoke:
+        speed = _throughput(dataset, "train", "small_cnn", 64, 200)
+        small = _peak_rss("synthetic:train=1,test=1", 64)
+        large = _peak_rss("synthetic:train=3,test=1", 64)
+    else:
+        speed = _throughput(dataset, "test", "resnet18", 256, 2000)
+        small = _peak_rss("synthetic:train=50,test=1", 256)  # 5,000 images
+        large = _peak_rss("synthetic:train=250,test=1", 256)  # 25,000 images, 6.5 GB of logits
+    return {
+        "name": "extraction",
+        "baseline": "bare torchvision forward loop, same images, transform and batch size",
+        "dataset": dataset,
+        "ratio": 1.0 + speed["overhead"],
+        "target": "overhead <= 20% (ratio <= 1.2); peak RSS independent of dataset size",
+        **speed,
+        "rss_small": small,
+        "rss_large": large,
+        "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"],
+    }

@@ -1,0 +1,54 @@
+"""Pre-training of SEM and baseline self-supervised models (BYOL, MoCo v2+) on Lightning.
+
+Lavoie et al., "Simplicial Embeddings in Self-Supervised Learning and Downstream Classification",
+ICLR 2023 (arXiv 2204.00616). Python API::
+
+    from pretrain import PretrainConfig, run
+    path = run(PretrainConfig(method="byol", dataset="synthetic", epochs=5, out="runs/demo"))
+
+``path`` is a checkpoint that :func:`semprobe.checkpoint.load_model` reads and that
+``--resume`` continues. The command line is ``semprobe pretrain`` (or ``python -m pretrain``).
+
+Heavy modules (torch, Lightning, lightly) are imported on first use, so that importing the command
+line stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pretrain.config import METHODS, PretrainConfig
+
+if TYPE_CHECKING:
+    from pretrain.base import MomentumMethod, NonFiniteLossError
+    from pretrain.byol import BYOL
+    from pretrain.mocov2plus import MoCoV2Plus
+    from pretrain.train import build_module, run
+
+__all__ = [
+    "BYOL",
+    "METHODS",
+    "MoCoV2Plus",
+    "MomentumMethod",
+    "NonFiniteLossError",
+    "PretrainConfig",
+    "build_module",
+    "run",
+]
+
+_LAZY = {
+    "BYOL": "pretrain.byol",
+    "MoCoV2Plus": "pretrain.mocov2plus",
+    "MomentumMethod": "pretrain.base",
+    "NonFiniteLossError": "pretrain.base",
+    "build_module": "pretrain.train",
+    "run": "pretrain.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pretrain' has no attribute {name!r}")

@@ -1,0 +1,73 @@
+"""One checkpoint file that is both a semprobe model and a Lightning resume point.
+
+Lightning hands every checkpoint it writes (periodic, final) to the strategy's ``CheckpointIO``.
+:class:`SemprobeCheckpointIO` adds semprobe's header keys (``semprobe_format``,
+``semprobe_format_version``, ``semprobe_spec``, ``semprobe_meta``) to Lightning's dict, whose
+``state_dict`` already holds the analysed network under ``encoder.``, and writes it atomically
+(temporary file, fsync, rename): a run killed while saving leaves the previous file intact.
+Reading goes through :func:`semprobe.checkpoint.read_checkpoint`, i.e. ``torch.load`` with
+``weights_only=True``, so resuming never unpickles code; everything written is tensors and plain
+data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from semprobe import __version__
+from semprobe.atomic import atomic_path
+from semprobe.checkpoint import FORMAT_NAME, FORMAT_VERSION, read_checkpoint
+from semprobe.model import ModelSpec
+
+
+class SemprobeCheckpointIO(TorchCheckpointIO):
+    """Lightning ``CheckpointIO`` writing semprobe-format, weights-only-loadable checkpoints.
+
+    Parameters
+    ----------
+    spec:
+        The spec of the module's ``encoder``.
+    meta:
+        Plain data stored under ``semprobe_meta`` (the pre-training config, for instance); the
+        epoch and global step of each checkpoint are added.
+    """
+
+    def __init__(self, spec: ModelSpec, meta: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.meta = dict(meta)
+
+    def save_checkpoint(
+        self,
+        checkpoint: dict[str, Any],
+        path: str | os.PathLike[str],
+        storage_options: Any | None = None,
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        payload = dict(checkpoint)
+        payload["semprobe_format"] = FORMAT_NAME
+        payload["semprobe_format_version"] = FORMAT_VERSION
+        payload["semprobe_spec"] = self.spec.to_dict()
+        payload["semprobe_meta"] = {
+            "created_by": f"semprobe {__version__} pretrain",
+            **self.meta,
+            "epoch": int(checkpoint.get("epoch", 0)),
+            "global_step": int(checkpoint.get("global_step", 0)),
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    def load_checkpoint(
+        self,
+        path: str | os.PathLike[str],
+        map_location: Any | None = None,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        # Always weights-only, whatever Lightning asks: our files never need more.
+        return read_checkpoint(path)
