@@ -1,1 +1,1 @@
-"""Benchmarks: each module measures one stage against its simplest baseline, as a ratio in one run."""
+"""Benchmarks: each measures one stage against its simplest baseline, as a ratio in one run."""

@@ -194,15 +194,8 @@ def _study_from_args(args, analyses, relevance=None):
 def _cmd_entropy(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from semprobe.errors import SemprobeError
-
     study = _study_from_args(args, ["entropy"])
     result = study.run(args.out)
-    if not result.entropy:
-        raise SemprobeError(
-            "none of these checkpoints has a SEM embedder, so there are no simplices to measure; "
-            "use `semprobe tau-sweep` for their backbone features"
-        )
     for name, report in result.entropy.items():
         print(f"{name}:")
         with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):

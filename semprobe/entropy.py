@@ -708,7 +708,7 @@ def entropy_report(
     chunk_rows = min(_positive_int("chunk_rows", chunk_rows), n_rows)
 
     spec = _Spec.make(t_count, num_simplices, vocab, num_classes, bins, quantile_bins, eps, dev)
-    labels_t = torch.from_numpy(label_arr).to(dev) if label_arr is not None else None
+    labels_t = torch.from_numpy(np.array(label_arr)).to(dev) if label_arr is not None else None
     total = _Moments(spec)
     runner = _Runner(array, spec, tau_list, labels_t, chunk_rows, workers)
 

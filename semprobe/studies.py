@@ -242,6 +242,11 @@ class Study:
     def _run(self, out: Path) -> StudyResult:
         paths = self._train_missing(out)
         loaded = {name: load(path, self.options) for name, path in paths.items()}
+        if list(self.analyses) == ["entropy"] and not any(m.spec.has_sem for m in loaded.values()):
+            raise SemprobeError(
+                "none of these checkpoints has a SEM embedder, so there are no simplices to "
+                "measure; use `semprobe tau-sweep` for their backbone features"
+            )
         test_split = open_split(self.options, "test")
         superclass_labels: list[str] | None = None
         report: dict[str, Any] | None = None
@@ -481,9 +486,12 @@ def load_study(path: str | Path) -> tuple[Study, Path]:
     pretrain = data.get("pretrain") or {}
     if not isinstance(pretrain, dict) or not all(isinstance(v, dict) for v in pretrain.values()):
         raise SemprobeError(f"{file}: [pretrain.<name>] sections must be tables of options")
+    dataset = str(data.get("dataset", "synthetic"))
+    if dataset.startswith("imagefolder:"):
+        dataset = f"imagefolder:{resolve(dataset.partition(':')[2])}"
     study = Study(
         checkpoints={k: resolve(str(v)) for k, v in checkpoints.items()},
-        dataset=str(data.get("dataset", "synthetic")),
+        dataset=dataset,
         taus=data.get("taus", list(DEFAULT_TAUS)),
         analyses=data.get("analyses", list(ANALYSES)),
         options=ExtractionOptions(**extraction),

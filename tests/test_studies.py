@@ -1,0 +1,190 @@
+"""Entropy and tau studies, the Study API and study files, on real tiny models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semprobe.checkpoint import load_model
+from semprobe.errors import SemprobeError
+from semprobe.pipeline import ExtractionOptions, features
+from semprobe.rundir import Run
+from semprobe.studies import ProbeSettings, Study, check_taus, load_study, tau_sweep
+from tests.conftest import save_tiny
+
+DATASET = "synthetic:train=3,test=2"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ckpts")
+    return {
+        "sem": save_tiny(root / "sem.pt", seed=3),
+        "base": save_tiny(root / "base.pt", seed=4, num_simplices=0, vocab=0),
+    }
+
+
+def test_tau_sweep_reuses_the_cache(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    model = load_model(checkpoints["sem"]).model
+    calls = [0]
+    model.backbone.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    options = ExtractionOptions(dataset=DATASET, cache_dir=tmp_path, progress=False)
+    train, test = features(model, options, "train"), features(model, options, "test")
+    after_extraction = calls[0]
+    assert after_extraction > 0
+    sweep = tau_sweep(train, test, [0.01, 0.1, 1.0, 10.0], ProbeSettings(epochs=5), "sem")
+    assert calls[0] == after_extraction  # the backbone never ran again
+    assert list(sweep["representation"]) == ["backbone", "logits", "sem", "sem", "sem", "sem"]
+    assert list(sweep["tau"].dropna()) == [0.01, 0.1, 1.0, 10.0]
+    assert sweep["top1"].between(0, 1).all()
+    assert (sweep["top5"] >= sweep["top1"]).all()
+    assert list(sweep["n_features"]) == [128, 40, 40, 40, 40, 40]
+    # Asking again for the same features hits the cache: still no backbone call.
+    features(model, options, "train")
+    assert calls[0] == after_extraction
+
+
+def test_study_writes_a_tidy_table_and_a_run(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    study = Study(
+        checkpoints,
+        dataset=DATASET,
+        taus=[0.1, 1.0],
+        analyses=["entropy", "tau_sweep"],
+        options=ExtractionOptions(cache_dir=tmp_path / "cache", progress=False),
+        probe=ProbeSettings(epochs=5),
+    )
+    result = study.run(tmp_path / "run")
+    table = result.table
+    assert list(table.columns) == ["model", "analysis", "representation", "tau", "metric", "value"]
+    entropy_rows = table[(table["analysis"] == "entropy") & (table["metric"] == "entropy_mean")]
+    assert set(entropy_rows["model"]) == {"sem"}  # the baseline has no simplices
+    assert sorted(entropy_rows["tau"]) == [0.1, 1.0]
+    assert entropy_rows["value"].between(0, math.log(5)).all()
+    sweep_rows = table[table["analysis"] == "tau_sweep"]
+    assert set(sweep_rows["model"]) == {"sem", "base"}
+    assert {"accuracy_vs_tau", "entropy_histogram_sem", "entropy_ranked_sem"} <= set(result.figures)
+
+    run = Run(tmp_path / "run")
+    assert [m.name for m in run.models] == ["sem", "base"]
+    assert "sem: no SEM embedder" not in " ".join(run.meta["parameters"]["notes"])
+    assert run.meta["parameters"]["notes"] == ["base: no SEM embedder, entropy analysis skipped"]
+    saved = pd.read_csv(tmp_path / "run" / "study.csv")
+    assert len(saved) == len(table)
+    assert (tmp_path / "run" / "sem" / "entropy" / "summary.parquet").exists()
+    assert (tmp_path / "run" / "accuracy_vs_tau.html").exists()
+    # The entropy summary at tau=1 equals a dense float64 computation on the run's logits.
+    logits = np.asarray(run.model("sem").logits(), dtype=np.float64).reshape(-1, 8, 5)
+    z = logits - logits.max(-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    h = -(p * np.log(np.where(p > 0, p, 1))).sum(-1)
+    got = entropy_rows.set_index("tau").loc[1.0, "value"]
+    assert got == pytest.approx(h.mean(), rel=1e-4)
+
+
+def test_study_without_out_keeps_nothing(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    study = Study(
+        {"sem": checkpoints["sem"]},
+        dataset=DATASET,
+        taus=[1.0],
+        analyses=["entropy"],
+        options=ExtractionOptions(cache_dir=tmp_path / "cache", progress=False),
+    )
+    result = study.run()
+    assert result.out is None
+    assert set(result.entropy) == {"sem"}
+
+
+@pytest.mark.parametrize(
+    ("taus", "message"),
+    [([], "at least one tau"), ([0.0], "positive"), (["x"], "positive"), ([-1], "positive")],
+)
+def test_bad_taus(taus: list[object], message: str) -> None:
+    with pytest.raises(SemprobeError, match=message):
+        check_taus(taus)
+
+
+def test_study_file_round_trip_and_errors(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "sem.pt").write_bytes(checkpoints["sem"].read_bytes())
+    good = tmp_path / "study.toml"
+    good.write_text(
+        f'dataset = "{DATASET}"\ntaus = [0.5, 2]\nanalyses = ["entropy"]\nout = "out/s"\n'
+        '[checkpoints]\nsem = "models/sem.pt"\n'
+        '[extraction]\ncache_dir = "cache"\nprogress = false\n'
+    )
+    study, out = load_study(good)
+    assert out == tmp_path / "out" / "s"
+    assert study.checkpoints["sem"] == tmp_path / "models" / "sem.pt"
+    assert study.options.cache_dir == tmp_path / "cache"
+    assert list(study.taus) == [0.5, 2.0]
+    result = study.run(out)
+    assert sorted(result.entropy["sem"].summary["tau"]) == [0.5, 2.0]
+
+    yaml_file = tmp_path / "study.yaml"
+    yaml_file.write_text(f"dataset: {DATASET}\ncheckpoints:\n  sem: models/sem.pt\ncolour: red\n")
+    with pytest.raises(SemprobeError, match="unknown key 'colour'"):
+        load_study(yaml_file)
+    bad_probe = tmp_path / "bad.toml"
+    bad_probe.write_text('[checkpoints]\nsem = "x.pt"\n[probe]\nlearning_rate = 1\n')
+    with pytest.raises(SemprobeError, match=r"unknown key 'learning_rate' in .*\[probe\]"):
+        load_study(bad_probe)
+    empty = tmp_path / "empty.toml"
+    empty.write_text('taus = []\n[checkpoints]\nsem = "x.pt"\n')
+    with pytest.raises(SemprobeError, match="at least one tau"):
+        load_study(empty)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("dataset = \n")
+    with pytest.raises(SemprobeError, match="not valid"):
+        load_study(broken)
+
+
+def test_entropy_command_on_a_baseline_explains(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semprobe.cli import main
+
+    code = main(
+        [
+            "entropy",
+            str(checkpoints["base"]),
+            "--dataset",
+            DATASET,
+            "--out",
+            str(tmp_path / "run"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert "has a SEM embedder, so there are no simplices" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_tau_sweep_command_falls_back_to_backbone_for_a_baseline(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from semprobe.cli import main
+
+    code = main(
+        [
+            "tau-sweep",
+            str(checkpoints["base"]),
+            "--dataset",
+            DATASET,
+            "--out",
+            str(tmp_path / "run"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--quiet",
+            "--epochs",
+            "5",
+        ]
+    )
+    assert code == 0
+    sweep = pd.read_csv(tmp_path / "run" / "base" / "tau_sweep.csv")
+    assert list(sweep["representation"]) == ["backbone"]
