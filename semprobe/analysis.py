@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from semprobe.atomic import write_json
@@ -39,7 +40,7 @@ from semprobe.pipeline import ExtractionOptions, features
 from semprobe.probe import SparseLogisticProbe, top_k_accuracy
 from semprobe.relevance import relevance_curve, relevance_with_null
 from semprobe.rundir import link_or_copy
-from semprobe.sem import check_tau
+from semprobe.sem import check_tau, sem_softmax
 
 REPRESENTATIONS = ("auto", "sem", "backbone", "logits")
 
@@ -138,20 +139,89 @@ def probe_inputs(
     the train split's mean and std, so that one L1 strength means the same for every
     representation and tau (SEM outputs near 1/V would otherwise be zeroed by any L1 that suits
     backbone features); the probe's weights are then in units of standard deviations.
+
+    Matrices larger than :data:`semprobe.features.IN_MEMORY_LIMIT` (as float32) are computed block
+    by block into float16 files in the cache directory and returned memory-mapped, so the
+    paper-scale 50,000 x 65,000 case never sits in memory.
     """
-    if representation == "sem":
-        x_train, x_test = train.sem(tau), test.sem(tau)
-    elif representation == "backbone":
-        x_train = np.asarray(train.features, dtype=np.float32)
-        x_test = np.asarray(test.features, dtype=np.float32)
-    else:
-        x_train = np.asarray(train.require_logits(), dtype=np.float32)
-        x_test = np.asarray(test.require_logits(), dtype=np.float32)
-    if not standardize:
-        return x_train, x_test
-    mean = x_train.mean(axis=0, dtype=np.float64).astype(np.float32)
-    std = x_train.std(axis=0, dtype=np.float64).astype(np.float32) + np.float32(1e-6)
-    return (x_train - mean) / std, (x_test - mean) / std
+    from semprobe import features as features_module
+
+    width = _width(train, representation)
+    large = len(train.labels) * width * 4 > features_module.IN_MEMORY_LIMIT
+    if not large:
+        x_train = _block(train, representation, tau, 0, len(train.labels))
+        x_test = _block(test, representation, tau, 0, len(test.labels))
+        if not standardize:
+            return x_train, x_test
+        mean = x_train.mean(axis=0, dtype=np.float64).astype(np.float32)
+        std = x_train.std(axis=0, dtype=np.float64).astype(np.float32) + np.float32(1e-6)
+        return (x_train - mean) / std, (x_test - mean) / std
+    name = representation + (f"_tau{tau:g}" if representation == "sem" else "")
+    name += "_std" if standardize else ""
+    mean = np.zeros(width, dtype=np.float32)
+    std = np.ones(width, dtype=np.float32)
+    if standardize:
+        mean, std = _column_stats(train, representation, tau, width)
+    return (
+        _to_file(train, representation, tau, mean, std, train.directory / f"probe_{name}.npy"),
+        _to_file(test, representation, tau, mean, std, test.directory / f"probe_{name}.npy"),
+    )
+
+
+def _width(fs: FeatureSet, representation: str) -> int:
+    return int(
+        fs.features.shape[1] if representation == "backbone" else fs.require_logits().shape[1]
+    )
+
+
+def _block(fs: FeatureSet, representation: str, tau: float, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of one representation, float32."""
+    if representation == "backbone":
+        return np.array(fs.features[start:stop], dtype=np.float32)
+    logits = np.array(fs.require_logits()[start:stop], dtype=np.float32)
+    if representation == "logits":
+        return logits
+    return sem_softmax(torch.from_numpy(logits), fs.num_simplices, fs.vocab, tau).numpy()
+
+
+def _column_stats(
+    fs: FeatureSet, representation: str, tau: float, width: int, rows: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std (float64 accumulation), one block of rows at a time."""
+    total = np.zeros(width, dtype=np.float64)
+    squares = np.zeros(width, dtype=np.float64)
+    n = len(fs.labels)
+    for start in range(0, n, rows):
+        block = _block(fs, representation, tau, start, start + rows).astype(np.float64)
+        total += block.sum(0)
+        squares += (block * block).sum(0)
+    mean = total / n
+    std = np.sqrt(np.maximum(squares / n - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32) + np.float32(1e-6)
+
+
+def _to_file(
+    fs: FeatureSet,
+    representation: str,
+    tau: float,
+    mean: np.ndarray,
+    std: np.ndarray,
+    path: Path,
+    rows: int = 2048,
+) -> np.ndarray:
+    """``(x - mean) / std`` written once as a float16 ``.npy`` (atomically), memory-mapped."""
+    from semprobe.atomic import atomic_path
+
+    n = len(fs.labels)
+    if not path.exists():
+        with atomic_path(path, suffix=".npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(n, len(mean)))
+            for start in range(0, n, rows):
+                block = _block(fs, representation, tau, start, start + rows)
+                out[start : start + rows] = (block - mean) / std
+            out.flush()
+            del out
+    return np.load(path, mmap_mode="r")
 
 
 def fit_probe(

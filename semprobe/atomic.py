@@ -10,12 +10,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from semprobe.errors import SemprobeError
+
+_TORCH_WRITE_ERRORS = ("iostream", "inline_container", "PytorchStreamWriter", "file write failed")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -71,6 +74,14 @@ def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterat
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise SemprobeError(f"cannot write {dest}: {exc.strerror or exc}") from None
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        if not any(word in str(exc) for word in _TORCH_WRITE_ERRORS):
+            raise
+        # torch.save reports a failed write (a full disk, typically) as a RuntimeError.
+        full = shutil.disk_usage(dest.parent).free < 1 << 20
+        reason = "No space left on device" if full else str(exc).strip().splitlines()[0]
+        raise SemprobeError(f"cannot write {dest}: {reason}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -157,3 +157,26 @@ def test_summary_records_every_parameter(relevance_run: tuple[Path, Path, Path])
     assert summary["representation"] == "backbone" and summary["tau"] is None
     assert summary["settings"]["k"] == 4 and summary["settings"]["permutations"] == 100
     assert summary["n_features"] == 128
+
+
+def test_large_inputs_are_standardised_on_disk(
+    relevance_run: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the in-memory limit SEM features and their standardised copies stay on disk."""
+    from semprobe import features as features_module
+    from semprobe.checkpoint import load_model
+    from semprobe.pipeline import features
+
+    _, sem, _ = relevance_run
+    options = ExtractionOptions(dataset=DATASET, cache_dir=tmp_path, progress=False)
+    model = load_model(sem).model
+    train, test = features(model, options, "train"), features(model, options, "test")
+    dense_train, dense_test = probe_inputs(train, test, "sem", 0.5)
+    monkeypatch.setattr(features_module, "IN_MEMORY_LIMIT", 1000)
+    big_train, big_test = probe_inputs(train, test, "sem", 0.5)
+    assert isinstance(big_train, np.memmap)
+    assert isinstance(big_test, np.memmap)
+    assert big_train.dtype == np.float16
+    np.testing.assert_allclose(big_train, dense_train, atol=2e-2, rtol=2e-3)
+    np.testing.assert_allclose(big_test, dense_test, atol=2e-2, rtol=2e-3)
+    assert (train.directory / "probe_sem_tau0.5_std.npy").exists()
