@@ -16,6 +16,7 @@ Every ``.ckpt`` is both a semprobe model checkpoint and a Lightning resume check
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -374,6 +375,11 @@ def run(config: PretrainConfig | Mapping[str, Any], callbacks: Sequence[Callback
         # Lightning's hints about worker counts and logging intervals are noise for small runs.
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+        warnings.filterwarnings("ignore", ".*worker processes in total.*")
+        if not cfg.progress:
+            # Quiet runs (the demo, studies) print only what they are asked for: no banners.
+            logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
         if resume is not None:  # resuming into the run's own directory is the normal case
             warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         seed_everything(cfg.seed, workers=False, verbose=False)

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-DATASET = "synthetic"
+DATASET = "synthetic:train=20,test=10"
 # Sizes measured to fit the whole demo in a few minutes on 2 CPU cores.
 DEMO_L, DEMO_V = 64, 13
 
@@ -27,7 +27,7 @@ def demo_study(out: Path, epochs: int, seed: int = 0, dataset: str = DATASET):
         "method": "byol",
         "backbone": "small_cnn",
         "epochs": epochs,
-        "batch_size": 256,
+        "batch_size": 128,
         "seed": seed,
         "progress": False,
         "workers": 0,
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pretrain tiny BYOL+SEM and BYOL on synthetic data and analyse both (offline, CPU)",
     )
     parser.add_argument("--out", default="demo", help="folder for checkpoints and the run")
-    parser.add_argument("--epochs", type=int, default=12, help="pretraining epochs per model")
+    parser.add_argument("--epochs", type=int, default=6, help="pretraining epochs per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default=DATASET, help="any --dataset (default: synthetic)")
     parser.set_defaults(handler=run_demo)

@@ -85,7 +85,7 @@ def test_imagefolder_without_test_split(tmp_path: Path) -> None:
     ("name", "message"),
     [
         ("imagenet", "unknown dataset 'imagenet'"),
-        ("synthetic:train=x", "needs an integer"),
+        ("synthetic:train=x", "must be an integer"),
         ("synthetic:size=3", "bad synthetic option"),
         ("synthetic:train=0", "out of range"),
     ],
