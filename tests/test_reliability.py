@@ -42,6 +42,8 @@ TINY_PRETRAIN: dict[str, Any] = {
     "progress": False,
     "deterministic": True,
     "seed": 5,
+    # CPU float reductions depend on the thread count: exact resumes need the same one.
+    "threads": 1,
 }
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
