@@ -32,10 +32,11 @@ def test_demo_trains_both_models_and_finds_the_planted_groups(demo: Path) -> Non
                                             "byol-random-init"]
     table = pd.read_csv(demo / "run" / "comparison.csv").set_index("model")
     sem = table.loc["byol-sem"]
-    # The planted superclasses are recovered well above chance by the SEM model's W_K.
-    assert sem["relevance_mean"] > 3 * sem["chance"]
+    # The planted superclasses are recovered well above chance by the SEM model's W_K: far
+    # outside the permutation null (1,000 permutations: p is at its floor of 1/1001).
+    assert sem["relevance_mean"] > 1.5 * sem["chance"]
     assert sem["p"] < 0.01
-    assert sem["z"] > 3
+    assert sem["z"] > 5
     assert sem["n_features"] == 64 * 13
     assert table.loc["byol", "n_features"] == 128
     summary = json.loads((demo / "run" / "byol-sem" / "relevance" / "summary.json").read_text())
