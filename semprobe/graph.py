@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-def _frozen(array: NDArray[Any]) -> NDArray[Any]:
+def frozen_copy(array: NDArray[Any]) -> NDArray[Any]:
     # Read-only copies: a frozen dataclass should not be mutable through its arrays.
     out = np.array(array, copy=True)
     out.setflags(write=False)
@@ -111,9 +111,9 @@ class FeatureCategoryGraph:
         if feat.size and (feat.min() < 0 or feat.max() >= self.n_features):
             raise SemprobeError(f"edge feature index out of range [0, {self.n_features})")
         order = np.lexsort((feat, cat))
-        object.__setattr__(self, "category", _frozen(cat[order]))
-        object.__setattr__(self, "feature", _frozen(feat[order]))
-        object.__setattr__(self, "weight", _frozen(wt[order]))
+        object.__setattr__(self, "category", frozen_copy(cat[order]))
+        object.__setattr__(self, "feature", frozen_copy(feat[order]))
+        object.__setattr__(self, "weight", frozen_copy(wt[order]))
 
     @property
     def n_edges(self) -> int:

@@ -36,7 +36,14 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from semprobe.errors import SemprobeError
-from semprobe.graph import FeatureCategoryGraph, Rule, check_weights, top_k_graph, two_neighbours
+from semprobe.graph import (
+    FeatureCategoryGraph,
+    Rule,
+    check_weights,
+    frozen_copy,
+    top_k_graph,
+    two_neighbours,
+)
 
 __all__ = [
     "TIE_TOLERANCE",
@@ -57,12 +64,6 @@ TIE_TOLERANCE = 1e-12
 # Upper bound on the elements of one (permutations x C x C) block: keeps memory at a few tens of
 # MB whatever C and n_permutations are.
 _BLOCK_ELEMENTS = 1 << 22
-
-
-def _frozen(array: NDArray[Any]) -> NDArray[Any]:
-    out = np.array(array, copy=True)
-    out.setflags(write=False)
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,8 +95,8 @@ class RelevanceResult:
     isolated: NDArray[np.bool_]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "per_category", _frozen(self.per_category))
-        object.__setattr__(self, "isolated", _frozen(self.isolated))
+        object.__setattr__(self, "per_category", frozen_copy(self.per_category))
+        object.__setattr__(self, "isolated", frozen_copy(self.isolated))
 
     @property
     def n_connected(self) -> int:
@@ -147,7 +148,7 @@ class RelevanceTest:
     multiplicity: bool
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "null", _frozen(self.null))
+        object.__setattr__(self, "null", frozen_copy(self.null))
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready summary (NaN becomes None; the per-permutation values are left out).

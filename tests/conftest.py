@@ -48,46 +48,35 @@ def tiny_checkpoint(tmp_path: Path, tiny_model: SEMModel) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path):
-    """A 256 KiB tmpfs, so that 'disk full' is real; skip where mounting is not permitted."""
+def _mounted_tmpfs(mount_point: Path, options: str):
+    """Mount a tmpfs at ``mount_point`` for the duration; skip where mounting is not permitted."""
     import subprocess
 
-    mount_point = tmp_path / "small_disk"
     mount_point.mkdir()
     result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {result.stderr.strip()}")
     try:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path):
+    """A 256 KiB tmpfs, so that 'disk full' is real."""
+    yield from _mounted_tmpfs(tmp_path / "small_disk", "size=256k")
 
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path):
-    """A directory on a read-only mount (chmod does not stop root); skip where not permitted."""
-    import subprocess
-
-    mount_point = tmp_path / "ro"
-    mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {result.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    """A directory on a read-only mount (chmod does not stop root)."""
+    yield from _mounted_tmpfs(tmp_path / "ro", "size=64k,ro")
 
 
 WORDNET_SOURCE = Path("/usr/share/wordnet")
