@@ -83,8 +83,9 @@ def test_real_data_study_slice(real_cifar: Path, tmp_path: Path) -> None:
     shutil.copy(real_cifar / "superclasses.csv", data / "superclasses.csv")
     text = (REPO / "studies" / "cifar100_real_cpu.toml").read_text()
     text = text.replace("../../shared/data/cifar100-real", str(data))
-    text = text.replace("epochs = 4", "epochs = 1").replace("num_simplices = 500",
+    text = text.replace("epochs = 2", "epochs = 1").replace("num_simplices = 500",
                                                             "num_simplices = 20")
+    text = text.replace("[probe]\nepochs = 40", "[probe]\nepochs = 10")
     text = text.replace("permutations = 1000", "permutations = 50").replace("k_max = 50",
                                                                            "k_max = 5")
     study_file = tmp_path / "studies" / "slice.toml"
