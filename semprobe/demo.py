@@ -28,6 +28,13 @@ def demo_study(out: Path, epochs: int, seed: int = 0, dataset: str = DATASET):
         "backbone": "small_cnn",
         "epochs": epochs,
         "batch_size": 128,
+        # LARS at lr 1.0 (the paper's) is tuned for hundreds of epochs; in a one-minute run it
+        # wipes out what random features already know, while AdamW learns (measured on
+        # synthetic: SEM-output probe 9 % with LARS vs 52 % with AdamW after 6 epochs).
+        "optimizer": "adamw",
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "warmup_epochs": 1,
         "seed": seed,
         "progress": False,
         "workers": 0,
