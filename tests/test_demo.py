@@ -28,8 +28,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_demo_trains_both_models_and_finds_the_planted_groups(demo: Path) -> None:
     run = Run(demo / "run")
-    assert [m.name for m in run.models] == ["byol-sem", "byol-sem-random-init", "byol",
-                                            "byol-random-init"]
+    assert [m.name for m in run.models] == [
+        "byol-sem",
+        "byol-sem-random-init",
+        "byol",
+        "byol-random-init",
+    ]
     table = pd.read_csv(demo / "run" / "comparison.csv").set_index("model")
     sem = table.loc["byol-sem"]
     # The planted superclasses are recovered well above chance by the SEM model's W_K: far
@@ -58,10 +62,20 @@ def test_demo_reuses_its_checkpoints(demo: Path, capsys: pytest.CaptureFixture[s
 
 def test_example_script_runs_on_the_demo_checkpoint(demo: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "entropy_vs_tau.py"), "--checkpoint",
-         str(demo / "checkpoints" / "byol-sem" / "final.ckpt"), "--dataset", SMALL,
-         "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "examples" / "entropy_vs_tau.py"),
+            "--checkpoint",
+            str(demo / "checkpoints" / "byol-sem" / "final.ckpt"),
+            "--dataset",
+            SMALL,
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     )
     lines = proc.stdout.strip().splitlines()
     assert lines[0].split() == ["tau", "H/lnV", "1-hot", "2-hot", "unif", "top1"]
@@ -83,11 +97,13 @@ def test_real_data_study_slice(real_cifar: Path, tmp_path: Path) -> None:
     shutil.copy(real_cifar / "superclasses.csv", data / "superclasses.csv")
     text = (REPO / "studies" / "cifar100_real_cpu.toml").read_text()
     text = text.replace("../../shared/data/cifar100-real", str(data))
-    text = text.replace("epochs = 2", "epochs = 1").replace("num_simplices = 500",
-                                                            "num_simplices = 20")
+    text = text.replace("epochs = 2", "epochs = 1").replace(
+        "num_simplices = 500", "num_simplices = 20"
+    )
     text = text.replace("[probe]\nepochs = 40", "[probe]\nepochs = 10")
-    text = text.replace("permutations = 1000", "permutations = 50").replace("k_max = 50",
-                                                                           "k_max = 5")
+    text = text.replace("permutations = 1000", "permutations = 50").replace(
+        "k_max = 50", "k_max = 5"
+    )
     study_file = tmp_path / "studies" / "slice.toml"
     study_file.parent.mkdir()
     study_file.write_text(text)
@@ -104,7 +120,10 @@ def test_real_data_study_slice(real_cifar: Path, tmp_path: Path) -> None:
 def test_benchmark_smoke(name: str, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", name, "--smoke", "--out", str(tmp_path)],
-        capture_output=True, text=True, check=False, cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / f"{name}-smoke.json").read_text())
