@@ -24,23 +24,13 @@ from hypothesis import strategies as st
 from semprobe.checkpoint import load_model
 from semprobe.errors import SemprobeError
 from tests.conftest import REPO, save_tiny
+from tests.test_pretrain import TINY
 
 DATASET = "synthetic:train=3,test=2"
 TINY_PRETRAIN: dict[str, Any] = {
+    **TINY,
     "method": "byol",
-    "dataset": "synthetic:train=2,test=1",
-    "backbone": "small_cnn",
-    "num_simplices": 8,
-    "vocab": 4,
-    "proj_hidden_dim": 64,
-    "pred_hidden_dim": 64,
-    "proj_output_dim": 32,
-    "batch_size": 32,
     "epochs": 3,
-    "warmup_epochs": 1,
-    "checkpoint_every": 1,
-    "progress": False,
-    "deterministic": True,
     "seed": 5,
     # CPU float reductions depend on the thread count: exact resumes need the same one.
     "threads": 1,
