@@ -22,20 +22,11 @@ from semprobe.relevance import (
     relevance_curve,
     relevance_with_null,
 )
+from tests.test_graph import HAND_W
 
-# Same hand case as tests/test_graph.py. With K=2 the 2-neighbours are
+# HAND_W is the hand case of tests/test_graph.py. With K=2 the 2-neighbours are
 # N(c0)={c1,c3}, N(c1)={c0,c4}, N(c3)={c0}, N(c4)={c1}; c2 (no edge) and c5 (an unshared
 # feature) are isolated.
-HAND_W = np.array(
-    [
-        [3.0, 1.0, 1.0, 0.0, -1.0],
-        [0.0, 2.0, 0.0, 5.0, 0.0],
-        [-1.0, -2.0, 0.0, 0.0, 0.0],
-        [1.0, 0.0, 0.0, 0.0, 1.0],
-        [0.0, 0.0, 0.0, 2.0, 0.0],
-        [0.0, 0.0, 4.0, 0.0, 0.0],
-    ]
-)
 HAND_SUPER = ["a", "a", "b", "b", "b", "a"]
 
 # c0 and c1 share two features (f0, f1); c2 shares f0 with both.
