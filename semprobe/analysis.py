@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,12 @@ REPRESENTATIONS = ("auto", "sem", "backbone", "logits")
 
 @dataclass(frozen=True)
 class RelevanceSettings:
-    """Parameters of the relevance procedure (all recorded in each summary.json)."""
+    """Parameters of the relevance procedure (all recorded in each summary.json).
+
+    ``superclasses`` is one source (``coarse``, ``wordnet[:DEPTH]``, ``file:PATH.csv``) or several
+    separated by commas: the probe and W_K are fitted once and scored against each grouping; the
+    first is the primary one (graph tables, concept labels, ``curve.csv``).
+    """
 
     superclasses: str = "coarse"
     representation: str = "auto"
@@ -77,16 +83,56 @@ class RelevanceSettings:
             raise SemprobeError(f"K must be >= 1, got k={self.k}, k_max={self.k_max}")
         if self.reference not in (None, "random-init"):
             raise SemprobeError(f"unknown reference {self.reference!r}; use random-init")
+        from semprobe.taxonomy import parse_superclass_source
+
+        sources = self.superclass_sources
+        if "" in sources or len(set(sources)) != len(sources):
+            raise SemprobeError(
+                f"superclasses {self.superclasses!r}: give one or more distinct sources "
+                "separated by commas"
+            )
+        for source in sources:
+            parse_superclass_source(source)  # a typo fails here, before any model is trained
+
+    @property
+    def superclass_sources(self) -> list[str]:
+        """The superclass sources in order, primary first."""
+        return [s.strip() for s in self.superclasses.split(",")]
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """The classes of a dataset grouped by one superclass source."""
+
+    source: str
+    labels: list[str]  # superclass of each class, in class order
+    report: dict[str, Any]  # see :func:`semprobe.taxonomy.grouping_report`
 
 
 @dataclass
 class ModelResult:
-    """What the table and the comparison need from one analysed model."""
+    """What the table and the comparison need from one analysed model.
+
+    ``curve`` is the relevance-vs-K curve against the primary grouping; ``curves`` holds one per
+    grouping, keyed by source.
+    """
 
     name: str
     summary: dict[str, Any]
     curve: pd.DataFrame
     concepts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def resolve_groupings(
+    sources: Sequence[str], class_names: list[str], dataset_superclasses: dict[str, str] | None
+) -> list[Grouping]:
+    """:func:`resolve_superclasses` for each source, in order."""
+    groupings = []
+    for source in sources:
+        labels, report = resolve_superclasses(source, class_names, dataset_superclasses)
+        groupings.append(Grouping(source, labels, report))
+    return groupings
 
 
 def resolve_superclasses(
@@ -268,17 +314,19 @@ def analyse_model(
     options: ExtractionOptions,
     settings: RelevanceSettings,
     out: Path,
-    superclass_labels: list[str] | None = None,
-    superclass_report: dict[str, Any] | None = None,
+    groupings: list[Grouping] | None = None,
     checkpoint: str | None = None,
 ) -> ModelResult:
-    """Run the whole relevance procedure for one model and write ``out/<name>/``."""
+    """Run the whole relevance procedure for one model and write ``out/<name>/``.
+
+    ``groupings`` (default: resolved from ``settings.superclasses``) are scored on the same W_K;
+    the first is the primary one.
+    """
     train, test = features(model, options, "train"), features(model, options, "test")
     class_names = train.class_names
-    if superclass_labels is None:
-        superclass_labels, superclass_report = resolve_superclasses(
-            settings.superclasses, class_names, train.superclass_of
-        )
+    if groupings is None:
+        groupings = resolve_groupings(settings.superclass_sources, class_names, train.superclass_of)
+    primary = groupings[0]
     representation = _representation(settings, model)
     tau = settings.tau if settings.tau is not None else model.spec.tau
     n_features = model.feat_dim if representation == "backbone" else model.spec.sem_width
@@ -296,26 +344,33 @@ def analyse_model(
     rel.mkdir(parents=True, exist_ok=True)
     vocab = model.spec.vocab if representation in ("sem", "logits") else None
     graph = top_k_graph(weights, settings.k, rule=settings.rule)
-    test_result = relevance_with_null(
-        graph,
-        superclass_labels,
-        settings.k,
-        rule=settings.rule,
-        multiplicity=settings.multiplicity,
-        n_permutations=settings.permutations,
-        seed=settings.seed,
-    )
     ks = [k for k in range(1, settings.k_max + 1) if k <= n_features]
-    curve = relevance_curve(
-        weights,
-        superclass_labels,
-        ks,
-        rule=settings.rule,
-        multiplicity=settings.multiplicity,
-        n_permutations=min(settings.permutations, 200),
-        seed=settings.seed,
-    )
+    tests, curves = {}, {}
+    for grouping in groupings:
+        tests[grouping.source] = relevance_with_null(
+            graph,
+            grouping.labels,
+            settings.k,
+            rule=settings.rule,
+            multiplicity=settings.multiplicity,
+            n_permutations=settings.permutations,
+            seed=settings.seed,
+        ).as_dict()
+        curves[grouping.source] = relevance_curve(
+            weights,
+            grouping.labels,
+            ks,
+            rule=settings.rule,
+            multiplicity=settings.multiplicity,
+            n_permutations=min(settings.permutations, 200),
+            seed=settings.seed,
+        )
+    curve = curves[primary.source]
     curve.to_csv(rel / "curve.csv", index=False)
+    if len(groupings) > 1:
+        pd.concat(
+            [c.assign(superclasses=source) for source, c in curves.items()], ignore_index=True
+        ).to_csv(rel / "curves_by_superclasses.csv", index=False)
     np.savez(
         rel / "probe.npz",
         coef=weights.astype(np.float32),
@@ -323,14 +378,14 @@ def analyse_model(
         classes=np.asarray(probe.classes_),
     )
     feature_names = [sem_feature_name(j, vocab) if vocab else f"f{j}" for j in range(n_features)]
-    superclass_of = dict(zip(class_names, superclass_labels, strict=True))
+    superclass_of = dict(zip(class_names, primary.labels, strict=True))
     write_graphml(
         to_networkx(graph, class_names, feature_names, superclass_of), rel / "graph.graphml"
     )
-    _write_tables(rel, graph, class_names, superclass_labels, feature_names)
+    _write_tables(rel, graph, class_names, primary.labels, feature_names)
     concepts = pd.DataFrame()
     if settings.concepts:
-        concepts = feature_concepts(graph, class_names, superclass_labels, vocab)
+        concepts = feature_concepts(graph, class_names, primary.labels, vocab)
         concepts.insert(1, "name", [feature_names[f] for f in concepts["feature"]])
         concepts.to_csv(rel / "feature_concepts.csv", index=False)
         if vocab:
@@ -350,8 +405,11 @@ def analyse_model(
         "n_train": len(train.labels),
         "n_test": len(test.labels),
         "probe": probe_stats,
-        "relevance": test_result.as_dict(),
-        "superclasses": superclass_report,
+        "relevance": tests[primary.source],
+        "superclasses": primary.report,
+        "relevance_by_superclasses": {
+            g.source: {"relevance": tests[g.source], "superclasses": g.report} for g in groupings
+        },
         "settings": _plain(asdict(settings)),
     }
     write_json(
@@ -359,7 +417,7 @@ def analyse_model(
         {k: summary[k] for k in ("model", "checkpoint", "spec", "fingerprint")},
     )
     write_json(rel / "summary.json", summary)
-    return ModelResult(name, summary, curve, concepts)
+    return ModelResult(name, summary, curve, concepts, curves)
 
 
 def _write_tables(
@@ -438,31 +496,44 @@ def comparison_table(results: list[ModelResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def superclass_table(results: list[ModelResult]) -> pd.DataFrame:
+    """One row per analysed model and superclass source: relevance of the same W_K under each."""
+    rows = []
+    for r in results:
+        for source, entry in r.summary["relevance_by_superclasses"].items():
+            rel, grouping = entry["relevance"], entry["superclasses"]
+            rows.append(
+                {
+                    "model": r.name,
+                    "superclasses": source,
+                    "groups": grouping["n_groups"],
+                    "ari_vs_coarse": grouping.get("ari"),
+                    "relevance_mean": rel["mean"],
+                    "chance": rel["chance"],
+                    "null_mean": rel["null_mean"],
+                    "z": rel["z"],
+                    "p": rel["p"],
+                    "lift_vs_random_init": entry.get("lift_vs_random_init"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def analyse_with_reference(
     name: str,
     loaded: LoadedModel,
     options: ExtractionOptions,
     settings: RelevanceSettings,
     out: Path,
-    superclass_labels: list[str],
-    superclass_report: dict[str, Any] | None,
+    groupings: list[Grouping],
     taken: set[str],
 ) -> list[ModelResult]:
     """Analyse a model and, if ``settings.reference`` asks, its random-init twin.
 
     The trained model's summary then records ``lift_vs_random_init``: its relevance mean minus
-    the reference's, measured by the same procedure on the same data.
+    the reference's, measured by the same procedure on the same data (for each grouping).
     """
-    result = analyse_model(
-        name,
-        loaded.model,
-        options,
-        settings,
-        out,
-        superclass_labels,
-        superclass_report,
-        str(loaded.path),
-    )
+    result = analyse_model(name, loaded.model, options, settings, out, groupings, str(loaded.path))
     if settings.reference != "random-init":
         return [result]
     reference = analyse_model(
@@ -471,17 +542,22 @@ def analyse_with_reference(
         options,
         settings,
         out,
-        superclass_labels,
-        superclass_report,
+        groupings,
         None,
     )
-    trained_mean = result.summary["relevance"]["mean"]
-    reference_mean = reference.summary["relevance"]["mean"]
-    lift = None
-    if trained_mean is not None and reference_mean is not None:
-        lift = trained_mean - reference_mean
-    result.summary["lift_vs_random_init"] = lift
-    result.summary["reference"] = {"model": reference.name, "relevance_mean": reference_mean}
+    for source, entry in result.summary["relevance_by_superclasses"].items():
+        trained_mean = entry["relevance"]["mean"]
+        reference_mean = reference.summary["relevance_by_superclasses"][source]["relevance"]["mean"]
+        lift = None
+        if trained_mean is not None and reference_mean is not None:
+            lift = trained_mean - reference_mean
+        entry["lift_vs_random_init"] = lift
+    primary = result.summary["relevance_by_superclasses"][groupings[0].source]
+    result.summary["lift_vs_random_init"] = primary["lift_vs_random_init"]
+    result.summary["reference"] = {
+        "model": reference.name,
+        "relevance_mean": reference.summary["relevance"]["mean"],
+    }
     write_json(out / name / "relevance" / "summary.json", result.summary)
     return [result, reference]
 

@@ -38,7 +38,9 @@ def add_relevance_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--superclasses",
         default="coarse",
-        help="coarse (the dataset's own), wordnet[:DEPTH] or file:PATH.csv (default: %(default)s)",
+        help="coarse (the dataset's own), wordnet[:DEPTH] or file:PATH.csv; several separated by "
+        "commas are all scored on the same probe, the first is the primary (default: "
+        "%(default)s)",
     )
     group.add_argument(
         "--representation",
@@ -102,15 +104,20 @@ def relevance_settings(args: argparse.Namespace):
     )
 
 
-def print_relevance_report(table, results, out) -> None:
-    """The comparison table, a note on feature counts, and the most coherent simplices."""
+def print_relevance_report(table, results, out, by_superclasses=None) -> None:
+    """The comparison table, a note on feature counts, and the most coherent simplices.
+
+    With several superclass sources, ``by_superclasses`` (one row per model and source) follows.
+    """
     import pandas as pd
 
-    shown = table.copy()
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format
     ):
-        print(shown.to_string(index=False))
+        print(table.to_string(index=False))
+        if by_superclasses is not None and by_superclasses["superclasses"].nunique() > 1:
+            print("\nthe same W_K against each superclass source:")
+            print(by_superclasses.to_string(index=False))
     if table["n_features"].nunique() > 1:
         print(
             "note: these models have different feature counts "
@@ -134,7 +141,9 @@ def print_relevance_report(table, results, out) -> None:
 def _cmd_relevance(args: argparse.Namespace) -> int:
     study = _study_from_args(args, ["relevance"], relevance_settings(args))
     result = study.run(args.out)
-    print_relevance_report(result.relevance, result.relevance_models, args.out)
+    print_relevance_report(
+        result.relevance, result.relevance_models, args.out, result.relevance_by_superclasses
+    )
     return 0
 
 
@@ -235,9 +244,15 @@ def _cmd_study(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
         if len(result.sweep):
             print(result.sweep.to_string(index=False))
-        if len(result.relevance):
-            print(result.relevance.to_string(index=False))
-    print(f"\nrun directory: {result.out}")
+    if len(result.relevance):
+        print_relevance_report(
+            result.relevance,
+            result.relevance_models,
+            result.out,
+            result.relevance_by_superclasses,
+        )
+    else:
+        print(f"\nrun directory: {result.out}")
     return 0
 
 

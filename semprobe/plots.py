@@ -27,8 +27,13 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def relevance_curve_figure(curves: dict[str, pd.DataFrame]) -> go.Figure:
-    """Relevance mean vs K for several models, each with its null band (mean +- 2 std)."""
+def relevance_curve_figure(
+    curves: dict[str, pd.DataFrame], superclasses: str | None = None
+) -> go.Figure:
+    """Relevance mean vs K for several models, each with its null band (mean +- 2 std).
+
+    ``superclasses`` names the grouping in the title when it is not the only one.
+    """
     fig = go.Figure()
     for i, (name, curve) in enumerate(curves.items()):
         colour = _colour(i)
@@ -55,7 +60,8 @@ def relevance_curve_figure(curves: dict[str, pd.DataFrame]) -> go.Figure:
             )
         )
     fig.update_layout(
-        title="Superclass relevance of the feature-category graph W_K",
+        title="Superclass relevance of the feature-category graph W_K"
+        + (f" ({superclasses} superclasses)" if superclasses else ""),
         xaxis_title="K (features per category)",
         yaxis_title="relevance (mean over categories)",
         template="plotly_white",

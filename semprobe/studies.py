@@ -14,7 +14,9 @@ so any number of taus costs one backbone pass per (model, dataset, split).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,8 @@ from semprobe.analysis import (
     comparison_table,
     fit_probe,
     probe_inputs,
-    resolve_superclasses,
+    resolve_groupings,
+    superclass_table,
     thumbnails,
 )
 from semprobe.atomic import write_json
@@ -163,6 +166,7 @@ class StudyResult:
     figures: name -> plotly figure.
     out: the run directory, if one was written.
     relevance_models: per-model relevance results (summaries, curves, feature concepts).
+    relevance_by_superclasses: relevance of each model under each superclass source.
     """
 
     table: pd.DataFrame
@@ -172,6 +176,7 @@ class StudyResult:
     figures: dict[str, go.Figure]
     out: Path | None = None
     relevance_models: list[ModelResult] = field(default_factory=list)
+    relevance_by_superclasses: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -248,16 +253,20 @@ class Study:
                 "measure; use `semprobe tau-sweep` for their backbone features"
             )
         test_split = open_split(self.options, "test")
-        superclass_labels: list[str] | None = None
-        report: dict[str, Any] | None = None
-        if "relevance" in self.analyses or test_split.superclass_of is not None:
-            try:
-                superclass_labels, report = resolve_superclasses(
-                    self.relevance.superclasses, test_split.class_names, test_split.superclass_of
+        groupings = []
+        if "relevance" in self.analyses:
+            groupings = resolve_groupings(
+                self.relevance.superclass_sources, test_split.class_names, test_split.superclass_of
+            )
+        elif test_split.superclass_of is not None:
+            # Entropy by superclass needs only the primary grouping, and does without one.
+            with contextlib.suppress(SemprobeError):
+                groupings = resolve_groupings(
+                    self.relevance.superclass_sources[:1],
+                    test_split.class_names,
+                    test_split.superclass_of,
                 )
-            except SemprobeError:
-                if "relevance" in self.analyses:
-                    raise
+        superclass_labels = groupings[0].labels if groupings else None
         sweeps, entropies, rel_results, notes = [], {}, [], []
         with building_run(out) as work:
             superclass_of = (
@@ -298,19 +307,12 @@ class Study:
                     sweep.to_csv(folder / "tau_sweep.csv", index=False)
                     sweeps.append(sweep)
                 if "relevance" in self.analyses:
-                    assert superclass_labels is not None  # resolved above, or it raised
                     rel_results += analyse_with_reference(
-                        name,
-                        item,
-                        self.options,
-                        self.relevance,
-                        work,
-                        superclass_labels,
-                        report,
-                        taken,
+                        name, item, self.options, self.relevance, work, groupings, taken
                     )
             sweep_all = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
             relevance_table = comparison_table(rel_results) if rel_results else pd.DataFrame()
+            by_superclasses = superclass_table(rel_results) if rel_results else pd.DataFrame()
             table = _tidy(sweep_all, entropies, relevance_table)
             table.to_csv(work / "study.csv", index=False)
             figures = _figures(sweep_all, entropies, rel_results, loaded)
@@ -319,6 +321,7 @@ class Study:
             model_names = [r.name for r in rel_results] if rel_results else list(loaded)
             if len(relevance_table):
                 relevance_table.to_csv(work / "comparison.csv", index=False)
+                by_superclasses.to_csv(work / "relevance_by_superclasses.csv", index=False)
             write_run_metadata(
                 work,
                 "study",
@@ -333,7 +336,16 @@ class Study:
                     "notes": notes,
                 },
             )
-        return StudyResult(table, sweep_all, entropies, relevance_table, figures, out, rel_results)
+        return StudyResult(
+            table,
+            sweep_all,
+            entropies,
+            relevance_table,
+            figures,
+            out,
+            rel_results,
+            by_superclasses,
+        )
 
 
 def _tidy(
@@ -399,7 +411,16 @@ def _figures(sweep, entropies, rel_results, loaded) -> dict[str, go.Figure]:
         )
         figures[f"entropy_ranked_{name}"] = ranked_entropy_figure(report.per_simplex)
     if rel_results:
-        figures["relevance_curve"] = relevance_curve_figure({r.name: r.curve for r in rel_results})
+        sources = list(rel_results[0].curves)
+        named = sources[0] if len(sources) > 1 else None
+        figures["relevance_curve"] = relevance_curve_figure(
+            {r.name: r.curve for r in rel_results}, named
+        )
+        for source in sources[1:]:
+            slug = re.sub(r"[^A-Za-z0-9]+", "_", source).strip("_")
+            figures[f"relevance_curve_{slug}"] = relevance_curve_figure(
+                {r.name: r.curves[source] for r in rel_results}, source
+            )
     return figures
 
 
@@ -483,6 +504,8 @@ def load_study(path: str | Path) -> tuple[Study, Path]:
     _check_keys(
         f"{file} [relevance]", relevance, {f.name for f in dataclasses.fields(RelevanceSettings)}
     )
+    if isinstance(relevance.get("superclasses"), list):
+        relevance["superclasses"] = ",".join(map(str, relevance["superclasses"]))
     pretrain = data.get("pretrain") or {}
     if not isinstance(pretrain, dict) or not all(isinstance(v, dict) for v in pretrain.values()):
         raise SemprobeError(f"{file}: [pretrain.<name>] sections must be tables of options")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -100,6 +102,75 @@ def test_standardised_inputs(relevance_run: tuple[Path, Path, Path], tmp_path: P
     raw_train, _ = probe_inputs(train, test, "sem", 0.5, standardize=False)
     np.testing.assert_allclose(raw_train.reshape(len(raw_train), 8, 5).sum(-1), 1, atol=1e-5)
     assert x_test.shape == (200, 40)
+
+
+def test_several_superclass_sources_score_one_probe(
+    relevance_run: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    out, sem, _ = relevance_run
+    names = Run(out).class_names
+    csv = tmp_path / "groups.csv"
+    csv.write_text("class,superclass\n" + "".join(f"{c},g{i % 7}\n" for i, c in enumerate(names)))
+    source = f"file:{csv}"
+    settings = dataclasses.replace(SETTINGS, superclasses=f"coarse, {source}")
+    assert settings.superclass_sources == ["coarse", source]
+    options = ExtractionOptions(dataset=DATASET, cache_dir=tmp_path / "cache", progress=False)
+    result = run_relevance([sem], options, settings, tmp_path / "run")
+
+    rel = tmp_path / "run" / "sem" / "relevance"
+    summary = json.loads((rel / "summary.json").read_text())
+    assert list(summary["relevance_by_superclasses"]) == ["coarse", source]
+    # The primary grouping's numbers are those of a coarse-only run: the extra one adds, not alters.
+    alone = json.loads((out / "sem" / "relevance" / "summary.json").read_text())
+    assert summary["relevance"] == alone["relevance"]
+    assert summary["relevance_by_superclasses"]["coarse"]["relevance"] == alone["relevance"]
+    # The extra grouping is scored on the same saved W_K.
+    coef = np.load(rel / "probe.npz")["coef"].astype(np.float64)
+    groups = [f"g{i % 7}" for i in range(len(names))]
+    expected = relevance(two_neighbours(top_k_graph(coef, 4)), groups)
+    scored = summary["relevance_by_superclasses"][source]
+    assert scored["relevance"]["total"] == pytest.approx(expected.total)
+    assert scored["superclasses"]["n_groups"] == 7
+    assert scored["relevance"]["chance"] != summary["relevance"]["chance"]
+
+    table = result.relevance_by_superclasses
+    assert list(zip(table["model"], table["superclasses"], strict=True)) == [
+        ("sem", "coarse"),
+        ("sem", source),
+        ("sem-random-init", "coarse"),
+        ("sem-random-init", source),
+    ]
+    by = table.set_index(["model", "superclasses"])["relevance_mean"]
+    lift = table.set_index(["model", "superclasses"])["lift_vs_random_init"]
+    for name in ("coarse", source):
+        assert lift["sem", name] == pytest.approx(by["sem", name] - by["sem-random-init", name])
+    assert summary["lift_vs_random_init"] == pytest.approx(lift["sem", "coarse"])
+    saved = pd.read_csv(tmp_path / "run" / "relevance_by_superclasses.csv")
+    assert len(saved) == 4 and set(saved["superclasses"]) == {"coarse", source}
+    curves = pd.read_csv(rel / "curves_by_superclasses.csv")
+    coarse_curve = curves[curves["superclasses"] == "coarse"].drop(columns="superclasses")
+    pd.testing.assert_frame_equal(
+        coarse_curve.reset_index(drop=True), pd.read_csv(rel / "curve.csv"), check_exact=False
+    )
+    assert list(curves.loc[curves["superclasses"] == source, "k"]) == [1, 2, 3, 4, 5, 6]
+    assert [f for f in result.figures if f.startswith("relevance_curve")] == [
+        "relevance_curve",
+        "relevance_curve_" + re.sub(r"[^A-Za-z0-9]+", "_", source).strip("_"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("superclasses", "message"),
+    [
+        ("coarse,coarse", "distinct sources"),
+        ("coarse,,wordnet", "distinct sources"),
+        ("coarse,galaxy", "unknown"),
+        ("coarse,wordnet:0", "integer >= 1"),
+    ],
+)
+def test_bad_superclass_lists_fail_when_settings_are_made(superclasses: str, message: str) -> None:
+    with pytest.raises(SemprobeError, match=message):
+        RelevanceSettings(superclasses=superclasses)
 
 
 def test_superclass_sources(tmp_path: Path) -> None:

@@ -132,6 +132,16 @@ def test_study_file_round_trip_and_errors(checkpoints: dict[str, Path], tmp_path
     bad_probe.write_text('[checkpoints]\nsem = "x.pt"\n[probe]\nlearning_rate = 1\n')
     with pytest.raises(SemprobeError, match=r"unknown key 'learning_rate' in .*\[probe\]"):
         load_study(bad_probe)
+    listed = tmp_path / "listed.toml"
+    listed.write_text(
+        '[checkpoints]\nsem = "x.pt"\n[relevance]\nsuperclasses = ["coarse", "wordnet:6"]\n'
+    )
+    assert load_study(listed)[0].relevance.superclass_sources == ["coarse", "wordnet:6"]
+    listed.write_text(
+        '[checkpoints]\nsem = "x.pt"\n[relevance]\nsuperclasses = ["coarse", "wordnet:x"]\n'
+    )
+    with pytest.raises(SemprobeError, match="WordNet depth must be an integer"):
+        load_study(listed)
     empty = tmp_path / "empty.toml"
     empty.write_text('taus = []\n[checkpoints]\nsem = "x.pt"\n')
     with pytest.raises(SemprobeError, match="at least one tau"):
