@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from pretrain.classifiers import OnlineClassifiers
 from pretrain.optim import OptimSettings, build_optimizer, build_scheduler, parameter_groups
+from pretrain.views import forward_views
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec, SEMModel
 from semprobe.sem import sem_softmax, simplex_entropy
@@ -100,22 +101,33 @@ class MomentumMethod(LightningModule):
         """Width of what the projector reads: L*V with SEM, the backbone width without."""
         return self.spec.sem_width if self.spec.has_sem else self.encoder.feat_dim
 
-    def online(self, images: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
-        """Online branch: (backbone features, SEM logits or None, projector input)."""
-        feats, logits = self.encoder.features_and_logits(images)
-        if logits is None:
-            return feats, None, feats
+    def online(
+        self, views: Sequence[Tensor]
+    ) -> tuple[list[Tensor], list[Tensor | None], list[Tensor]]:
+        """Online branch of each view: (backbone features, SEM logits or None, projector input).
+
+        The backbone sees one view at a time; the embedder runs once on all views with batch
+        norm per view (:func:`pretrain.views.forward_views`).
+        """
+        feats = [self.encoder.backbone(v) for v in views]
+        if self.encoder.embedder is None:
+            return feats, [None] * len(feats), feats
+        logits = forward_views(self.encoder.embedder, feats)
         spec = self.spec
-        return feats, logits, sem_softmax(logits, spec.num_simplices, spec.vocab, spec.tau)
+        reps = [sem_softmax(z, spec.num_simplices, spec.vocab, spec.tau) for z in logits]
+        return feats, list(logits), reps
 
     @torch.no_grad()
-    def target(self, images: Tensor) -> Tensor:
-        """Momentum branch up to the projector input (SEM at ``tau_target``)."""
-        feats, logits = self.momentum_encoder.features_and_logits(images)
-        if logits is None:
+    def target(self, views: Sequence[Tensor]) -> list[Tensor]:
+        """Momentum branch of each view up to the projector input (SEM at ``tau_target``)."""
+        feats = [self.momentum_encoder.backbone(v) for v in views]
+        if self.momentum_encoder.embedder is None:
             return feats
         spec = self.spec
-        return sem_softmax(logits, spec.num_simplices, spec.vocab, spec.tau_target)
+        return [
+            sem_softmax(z, spec.num_simplices, spec.vocab, spec.tau_target)
+            for z in forward_views(self.momentum_encoder.embedder, feats)
+        ]
 
     # --- to implement ------------------------------------------------------------------------
     def ssl_step(self, view1: Tensor, view2: Tensor) -> SSLOutput:

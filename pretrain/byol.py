@@ -16,6 +16,7 @@ from lightly.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
 from torch import Tensor, nn
 
 from pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from pretrain.views import forward_views
 from semprobe.model import ModelSpec
 
 
@@ -58,12 +59,9 @@ class BYOL(MomentumMethod):
         return 2 + 2 * self.criterion(prediction, target.detach())
 
     def ssl_step(self, view1: Tensor, view2: Tensor) -> SSLOutput:
-        # Views go through separately, so batch norm sees one view at a time (as in solo-learn).
-        feats1, logits1, rep1 = self.online(view1)
-        _, _, rep2 = self.online(view2)
-        p1 = self.predictor(self.projector(rep1))
-        p2 = self.predictor(self.projector(rep2))
-        t1 = self.momentum_projector(self.target(view1))
-        t2 = self.momentum_projector(self.target(view2))
+        # Batch norm sees one view at a time (as in solo-learn); see pretrain.views.
+        feats, logits, reps = self.online([view1, view2])
+        p1, p2 = forward_views(self.predictor, forward_views(self.projector, reps))
+        t1, t2 = forward_views(self.momentum_projector, self.target([view1, view2]))
         loss = self.byol_loss(p1, t2) + self.byol_loss(p2, t1)
-        return SSLOutput(loss, feats1, logits1, {"byol_loss": loss.detach()})
+        return SSLOutput(loss, feats[0], logits[0], {"byol_loss": loss.detach()})

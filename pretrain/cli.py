@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.config import (
+    ADAMW_CLASSIFIER_LR,
     BACKBONES,
     DATASET_DEFAULTS,
     METHOD_DEFAULTS,
@@ -132,7 +133,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"learning rate for a total batch of 256, scaled linearly {_default('lr')}",
     )
     g.add_argument(
-        "--classifier-lr", type=float, help=f"online classifiers {_default('classifier_lr')}"
+        "--classifier-lr",
+        type=float,
+        help=f"online classifiers {_default('classifier_lr')[:-1]}; {ADAMW_CLASSIFIER_LR:g} with "
+        "adamw)",
     )
     g.add_argument("--weight-decay", type=float, help=_default("weight_decay"))
     g.add_argument("--lars-eta", type=float, help=f"LARS trust coefficient (default: {d.lars_eta})")

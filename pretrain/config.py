@@ -64,6 +64,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
         "queue_size": 32768,
     },
 }
+# The online classifiers' rate above suits LARS and SGD; with AdamW (whose steps do not scale with
+# the gradient) 0.1 makes them diverge, so AdamW runs take this one unless it is given.
+ADAMW_CLASSIFIER_LR = 1e-3
 # Per-dataset values; "paper" covers cifar10, cifar100 and imagefolder.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": {
@@ -181,6 +184,8 @@ class PretrainConfig:
             for f in dataclasses.fields(self)
             if getattr(self, f.name) is None and f.name not in _OPTIONAL_FIELDS
         }
+        if "classifier_lr" in fills and fills.get("optimizer", self.optimizer) == "adamw":
+            fills["classifier_lr"] = ADAMW_CLASSIFIER_LR
         config = dataclasses.replace(self, **fills)
         config.validate()
         return config

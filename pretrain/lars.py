@@ -40,6 +40,8 @@ class LARS(Optimizer):
         Clip the layer's adapted learning rate at ``lr`` (solo-learn's ``clip_lr``).
     eps:
         Added to the trust ratio's denominator.
+
+    :meth:`step` overwrites each ``.grad`` with the update it applies (before momentum).
     """
 
     def __init__(
@@ -77,6 +79,8 @@ class LARS(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                # The update is built in the gradient's own storage (as NVIDIA apex's LARC does):
+                # with SEM one layer is L*V x 4096, and each temporary copy would be 1 GB.
                 d_p = p.grad
                 if group["lars"]:
                     p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d_p)
@@ -87,9 +91,10 @@ class LARS(Optimizer):
                         ratio = torch.clamp(ratio / lr, max=1.0)
                     ratio = torch.where(valid, ratio, torch.zeros_like(ratio))
                     # (g + wd p) * ratio where valid, g elsewhere; tensor ops avoid a host sync.
-                    d_p = d_p * torch.where(valid, ratio, torch.ones_like(ratio)) + p * (wd * ratio)
+                    d_p.mul_(torch.where(valid, ratio, torch.ones_like(ratio)))
+                    d_p.addcmul_(p, wd * ratio)
                 elif wd:
-                    d_p = d_p.add(p, alpha=wd)
+                    d_p.add_(p, alpha=wd)
                 if group["momentum"]:
                     state = self.state[p]
                     if "momentum_buffer" not in state:

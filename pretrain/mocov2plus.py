@@ -31,6 +31,7 @@ from lightly.utils import dist
 from torch import Tensor, nn
 
 from pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from pretrain.views import forward_views
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec
 
@@ -97,12 +98,11 @@ class MoCoV2Plus(MomentumMethod):
                 f"queue_size {self.queue_size} is not a multiple of the {keys_per_step} keys "
                 "added per step (batch size x processes)"
             )
-        feats1, logits1, rep1 = self.online(view1)
-        _, _, rep2 = self.online(view2)
-        q1, q2 = self.projector(rep1), self.projector(rep2)
+        # Batch norm sees one view at a time (as in solo-learn); see pretrain.views.
+        feats, logits, reps = self.online([view1, view2])
+        q1, q2 = forward_views(self.projector, reps)
         with torch.no_grad():
-            k1 = self.momentum_projector(self.target(view1))
-            k2 = self.momentum_projector(self.target(view2))
+            k1, k2 = forward_views(self.momentum_projector, self.target([view1, view2]))
         # NTXentLoss normalises q and k, reads the queue, then enqueues k when q needs gradients.
         loss = (self.criterion_1(q1, k2) + self.criterion_2(q2, k1)) / 2
-        return SSLOutput(loss, feats1, logits1, {"nce_loss": loss.detach()})
+        return SSLOutput(loss, feats[0], logits[0], {"nce_loss": loss.detach()})

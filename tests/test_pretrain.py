@@ -8,6 +8,7 @@ spin against each other and make each step several times slower.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import signal
 import subprocess
@@ -135,8 +136,8 @@ def test_sem_output_sums_to_one_per_simplex(trained: Any) -> None:
     module = trained["recorder"].module.cpu().eval()
     images = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
-        _, _, online = module.online(images)
-        target = module.target(images)
+        _, _, (online,) = module.online([images])
+        (target,) = module.target([images])
         loaded = load_model(trained["path"]).model(images, tau=0.1)
     for out in (online, target, loaded):
         sums = out.reshape(4, 8, 4).sum(-1)
@@ -402,3 +403,83 @@ def test_gpu_check_cpu_smoke_reports_a_falling_loss(capsys: pytest.CaptureFixtur
     assert summary.startswith("gpu_check OK on cpu (smoke): BYOL+SEM:")
     first, last = (float(x) for x in summary.split("loss ")[1].split(" -> "))
     assert last < first
+
+
+def test_adamw_runs_get_a_classifier_rate_that_suits_adamw() -> None:
+    from pretrain.config import ADAMW_CLASSIFIER_LR, PretrainConfig
+
+    lars = PretrainConfig(method="byol", dataset="synthetic").resolved()
+    adamw = PretrainConfig(method="byol", dataset="synthetic", optimizer="adamw").resolved()
+    given = PretrainConfig(
+        method="byol", dataset="synthetic", optimizer="adamw", classifier_lr=0.05
+    ).resolved()
+    assert (lars.optimizer, lars.classifier_lr) == ("lars", 0.1)
+    assert (adamw.optimizer, adamw.classifier_lr) == ("adamw", ADAMW_CLASSIFIER_LR)
+    assert given.classifier_lr == 0.05
+
+
+def test_views_share_matrix_products_but_not_batch_norm() -> None:
+    from lightly.models.modules.heads import BYOLProjectionHead
+
+    from pretrain.views import forward_views
+
+    torch.manual_seed(0)
+    looped = BYOLProjectionHead(24, 16, 8).train()
+    batched = copy.deepcopy(looped)
+    views = [torch.randn(6, 24) * (i + 1) + i for i in range(2)]  # different statistics per view
+    expected = [looped(v) for v in views]
+    got = forward_views(batched, views)
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e)
+    sum(o.square().sum() for o in expected).backward()
+    sum(o.square().sum() for o in got).backward()
+    for (name, p_loop), p_batch in zip(
+        looped.named_parameters(), batched.parameters(), strict=True
+    ):
+        torch.testing.assert_close(p_batch.grad, p_loop.grad, msg=name)
+    # Running statistics took the same two per-view updates, in the same order.
+    for b_loop, b_batch in zip(looped.buffers(), batched.buffers(), strict=True):
+        torch.testing.assert_close(b_batch, b_loop)
+    # Normalising the concatenated views instead would have given other outputs.
+    pooled = copy.deepcopy(looped)(torch.cat(views))[:6]
+    assert not torch.allclose(pooled, expected[0], atol=1e-3)
+    with pytest.raises(TypeError, match="Conv2d is not known to act on each sample alone"):
+        forward_views(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), [torch.randn(1, 3, 2, 2)])
+
+
+def test_lars_step_follows_the_clipped_trust_ratio_formula() -> None:
+    from pretrain.lars import LARS
+
+    torch.manual_seed(0)
+    weight, bias, zero = torch.randn(5, 3), torch.randn(5), torch.zeros(4)
+    params = [t.clone().requires_grad_() for t in (weight, bias, zero)]
+    lr, wd, eta, mu = 0.5, 1e-2, 0.02, 0.9
+    optimizer = LARS(
+        [
+            {"params": [params[0], params[2]]},
+            {"params": [params[1]], "lars": False, "weight_decay": 0},
+        ],
+        lr=lr,
+        momentum=mu,
+        weight_decay=wd,
+        eta=eta,
+    )
+    grads = [[torch.randn_like(t) for t in (weight, bias, zero)] for _ in range(2)]
+    expected = [weight.clone(), bias.clone(), zero.clone()]
+    buffers: list[torch.Tensor | None] = [None, None, None]
+    for step_grads in grads:
+        for p, g in zip(params, step_grads, strict=True):
+            p.grad = g.clone()
+        optimizer.step()
+        for i, g in enumerate(step_grads):
+            w = expected[i]
+            # The lars=False group (no weight decay) and a zero weight take the plain gradient.
+            if i == 1 or w.norm() == 0:
+                update = g
+            else:
+                ratio = eta * w.norm() / (g.norm() + wd * w.norm() + 1e-8)
+                update = (g + wd * w) * min(float(ratio) / lr, 1.0)
+            buffers[i] = update.clone() if buffers[i] is None else mu * buffers[i] + update
+            expected[i] = w - lr * buffers[i]
+        for p, e in zip(params, expected, strict=True):
+            torch.testing.assert_close(p.detach(), e)
