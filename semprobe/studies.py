@@ -153,6 +153,55 @@ def pretrain_checkpoint(config: dict[str, Any], path: Path, dataset: str) -> Pat
     return path
 
 
+# Options that say how a run was carried out, not what it trained: they may differ freely.
+_HOW_NOT_WHAT = frozenset(
+    {
+        "out",
+        "resume",
+        "progress",
+        "workers",
+        "threads",
+        "log_every",
+        "checkpoint_every",
+        "keep_all_checkpoints",
+        "data_root",
+        "download",
+        "dataset",  # its path moves with the repository; the data is checked by the cache key
+        "accelerator",
+        "devices",
+        "strategy",
+    }
+)
+
+
+def check_trained_as_asked(path: Path, config: Mapping[str, Any], dataset: str) -> None:
+    """Refuse a study's existing checkpoint that was pretrained with other options.
+
+    A study trains a model only when its checkpoint is missing; without this check, editing a
+    ``[pretrain.<name>]`` section would silently analyse the old model. Checkpoints not written
+    by ``semprobe pretrain`` (the authors', solo-learn's) carry no options and are accepted.
+    """
+    from pretrain.config import PretrainConfig
+    from semprobe.checkpoint import read_checkpoint
+
+    raw = read_checkpoint(path)
+    meta = raw.get("semprobe_meta") if isinstance(raw, Mapping) else None
+    saved = meta.get("pretrain_config") if isinstance(meta, Mapping) else None
+    if not isinstance(saved, Mapping):
+        return
+    wanted = PretrainConfig.from_dict({"dataset": dataset, **config}).resolved().to_dict()
+    differences = [
+        f"{key} = {saved.get(key)!r} (the study asks {value!r})"
+        for key, value in wanted.items()
+        if key not in _HOW_NOT_WHAT and saved.get(key) != value
+    ]
+    if differences:
+        raise SemprobeError(
+            f"checkpoint {path} was pretrained with other options: {'; '.join(differences)}. "
+            "Delete it to train it again, or point [checkpoints] at another file"
+        )
+
+
 @dataclass
 class StudyResult:
     """Everything a study produced.
@@ -237,9 +286,18 @@ class Study:
 
     def _train_missing(self, out: Path) -> dict[str, Path]:
         paths = {name: Path(p) for name, p in self.checkpoints.items()}
+        from pretrain.config import PretrainConfig
+
+        # Every section is checked before anything trains: a typo in the second model's options
+        # must not cost the first model's training time.
         for name, config in self.pretrain.items():
             if name not in paths:
                 raise SemprobeError(f"pretrain section {name!r} has no checkpoint entry")
+            if paths[name].exists():
+                check_trained_as_asked(paths[name], config, self.dataset)
+            else:
+                PretrainConfig.from_dict({"dataset": self.dataset, **config}).resolved()
+        for name, config in self.pretrain.items():
             if not paths[name].exists():
                 paths[name] = pretrain_checkpoint(dict(config), paths[name], self.dataset)
         return paths

@@ -198,3 +198,49 @@ def test_tau_sweep_command_falls_back_to_backbone_for_a_baseline(
     assert code == 0
     sweep = pd.read_csv(tmp_path / "run" / "base" / "tau_sweep.csv")
     assert list(sweep["representation"]) == ["backbone"]
+
+
+TINY_PRETRAIN = {
+    "method": "byol",
+    "backbone": "small_cnn",
+    "num_simplices": 8,
+    "vocab": 4,
+    "proj_hidden_dim": 16,
+    "pred_hidden_dim": 16,
+    "batch_size": 32,
+    "epochs": 1,
+    "max_steps": 2,
+    "workers": 0,
+    "progress": False,
+}
+
+
+def test_a_study_refuses_a_checkpoint_trained_with_other_options(tmp_path: Path) -> None:
+    ckpt = tmp_path / "models" / "m" / "final.ckpt"
+    options = ExtractionOptions(cache_dir=tmp_path / "cache", progress=False)
+
+    def study(**changes: object) -> Study:
+        config = {**TINY_PRETRAIN, **changes}
+        return Study({"m": ckpt}, DATASET, [1.0], ["entropy"], options, pretrain={"m": config})
+
+    first = study().run(tmp_path / "run1")
+    assert ckpt.is_file() and "m" in first.entropy
+    trained = ckpt.read_bytes()
+    # Options that only say how to run (workers, progress, out) may change freely.
+    assert "m" in study(workers=1).run(tmp_path / "run2").entropy
+    with pytest.raises(SemprobeError, match=r"max_steps = 2 \(the study asks 3\)"):
+        study(max_steps=3).run(tmp_path / "run3")
+    with pytest.raises(SemprobeError, match=r"optimizer = 'lars' \(the study asks 'adamw'\)"):
+        study(optimizer="adamw").run(tmp_path / "run3")
+    assert ckpt.read_bytes() == trained
+    assert not (tmp_path / "run3").exists()
+
+
+def test_a_bad_pretrain_section_fails_before_any_model_trains(tmp_path: Path) -> None:
+    paths = {name: tmp_path / name / "final.ckpt" for name in ("good", "bad")}
+    pretrain = {"good": TINY_PRETRAIN, "bad": {**TINY_PRETRAIN, "lr": -1.0}}
+    options = ExtractionOptions(cache_dir=tmp_path / "cache", progress=False)
+    study = Study(paths, DATASET, [1.0], ["entropy"], options, pretrain=pretrain)
+    with pytest.raises(SemprobeError, match=r"lr must be a positive number, got -1\.0"):
+        study.run(tmp_path / "run")
+    assert not any(p.exists() for p in paths.values())
