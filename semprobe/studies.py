@@ -303,13 +303,8 @@ class Study:
         return paths
 
     def _run(self, out: Path) -> StudyResult:
-        paths = self._train_missing(out)
-        loaded = {name: load(path, self.options) for name, path in paths.items()}
-        if list(self.analyses) == ["entropy"] and not any(m.spec.has_sem for m in loaded.values()):
-            raise SemprobeError(
-                "none of these checkpoints has a SEM embedder, so there are no simplices to "
-                "measure; use `semprobe tau-sweep` for their backbone features"
-            )
+        # Superclasses are resolved before any training: a missing WordNet or a bad CSV must
+        # not be found only after the models have trained.
         test_split = open_split(self.options, "test")
         groupings = []
         if "relevance" in self.analyses:
@@ -325,6 +320,13 @@ class Study:
                     test_split.superclass_of,
                 )
         superclass_labels = groupings[0].labels if groupings else None
+        paths = self._train_missing(out)
+        loaded = {name: load(path, self.options) for name, path in paths.items()}
+        if list(self.analyses) == ["entropy"] and not any(m.spec.has_sem for m in loaded.values()):
+            raise SemprobeError(
+                "none of these checkpoints has a SEM embedder, so there are no simplices to "
+                "measure; use `semprobe tau-sweep` for their backbone features"
+            )
         sweeps, entropies, rel_results, notes = [], {}, [], []
         with building_run(out) as work:
             superclass_of = (

@@ -86,7 +86,7 @@ def test_example_script_runs_on_the_demo_checkpoint(demo: Path, tmp_path: Path) 
     assert Run(tmp_path / "run").models[0].name == "byol-sem"
 
 
-def test_real_data_study_slice(real_cifar: Path, tmp_path: Path) -> None:
+def test_real_data_study_slice(real_cifar: Path, wordnet_corpus: Path, tmp_path: Path) -> None:
     """A two-minute slice of studies/cifar100_real_cpu.toml: same keys, tiny budget."""
     data = tmp_path / "cifar"
     for split, per_class in (("train", 6), ("test", 2)):
@@ -97,7 +97,8 @@ def test_real_data_study_slice(real_cifar: Path, tmp_path: Path) -> None:
     shutil.copy(real_cifar / "superclasses.csv", data / "superclasses.csv")
     text = (REPO / "studies" / "cifar100_real_cpu.toml").read_text()
     text = text.replace("../../shared/data/cifar100-real", str(data))
-    text = text.replace("epochs = 2", "epochs = 1").replace(
+    assert text.count("epochs = 10") == 2  # the study's pretraining budget, cut to one epoch here
+    text = text.replace("epochs = 10", "epochs = 1").replace(
         "num_simplices = 500", "num_simplices = 20"
     )
     text = text.replace("[probe]\nepochs = 40", "[probe]\nepochs = 10")
@@ -114,6 +115,12 @@ def test_real_data_study_slice(real_cifar: Path, tmp_path: Path) -> None:
     assert run.superclass_of is not None and len(set(run.superclass_of.values())) == 20
     study = pd.read_csv(tmp_path / "runs" / "cifar100-real-cpu" / "study.csv")
     assert set(study["analysis"]) == {"relevance", "entropy", "tau_sweep"}
+    by_source = pd.read_csv(
+        tmp_path / "runs" / "cifar100-real-cpu" / "relevance_by_superclasses.csv"
+    )
+    assert set(by_source["superclasses"]) == {"coarse", "wordnet"}
+    wordnet_groups = by_source.loc[by_source["superclasses"] == "wordnet", "groups"]
+    assert (wordnet_groups > 20).all()  # depth 7 splits CIFAR-100 more finely than coarse
 
 
 @pytest.mark.parametrize("name", ["extraction", "probe", "entropy", "pretrain_step", "dashboard"])

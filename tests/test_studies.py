@@ -244,3 +244,21 @@ def test_a_bad_pretrain_section_fails_before_any_model_trains(tmp_path: Path) ->
     with pytest.raises(SemprobeError, match=r"lr must be a positive number, got -1\.0"):
         study.run(tmp_path / "run")
     assert not any(p.exists() for p in paths.values())
+
+
+def test_superclasses_are_resolved_before_any_model_trains(tmp_path: Path) -> None:
+    from semprobe.analysis import RelevanceSettings
+
+    ckpt = tmp_path / "m" / "final.ckpt"
+    study = Study(
+        {"m": ckpt},
+        DATASET,
+        [1.0],
+        ["relevance"],
+        ExtractionOptions(cache_dir=tmp_path / "cache", progress=False),
+        relevance=RelevanceSettings(superclasses=f"coarse,file:{tmp_path / 'missing.csv'}"),
+        pretrain={"m": TINY_PRETRAIN},
+    )
+    with pytest.raises(SemprobeError, match=r"missing\.csv"):
+        study.run(tmp_path / "run")
+    assert not ckpt.exists()
