@@ -476,6 +476,27 @@ def view_graph(model: data.ModelData, run: Run) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _superclass_rows(model: data.ModelData) -> list[dict[str, object]]:
+    """One row per superclass grouping the model's W_K was scored against."""
+    scored = (model.summary or {}).get("relevance_by_superclasses") or {}
+    return [
+        {
+            "run": model.run_label,
+            "model": model.name,
+            "superclasses": source,
+            "groups": (entry.get("superclasses") or {}).get("n_groups"),
+            "relevance mean": entry["relevance"].get("mean"),
+            "null mean": entry["relevance"].get("null_mean"),
+            "chance": entry["relevance"].get("chance"),
+            "z": entry["relevance"].get("z"),
+            "p": entry["relevance"].get("p"),
+            "lift vs random init": entry.get("lift_vs_random_init"),
+        }
+        for source, entry in scored.items()
+        if isinstance(entry, dict) and isinstance(entry.get("relevance"), dict)
+    ]
+
+
 def view_relevance(models: dict[str, data.ModelData]) -> None:
     st.header("Relevance vs K")
     curves: dict[str, pd.DataFrame] = {}
@@ -527,6 +548,10 @@ def view_relevance(models: dict[str, data.ModelData]) -> None:
         )
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
+    by_source = [row for key in chosen for row in _superclass_rows(models[key])]
+    if len({row["superclasses"] for row in by_source}) > 1:
+        st.subheader("The same W_K against each superclass grouping")
+        st.dataframe(pd.DataFrame(by_source), hide_index=True)
 
 
 # ---------------------------------------------------------------------------------------------

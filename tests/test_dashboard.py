@@ -37,6 +37,7 @@ def build_run(base: Path) -> Path:
     module that asks for it.
     """
     from semprobe.analysis import RelevanceSettings
+    from semprobe.data import open_dataset
     from semprobe.pipeline import ExtractionOptions
     from semprobe.studies import run_relevance
 
@@ -57,7 +58,15 @@ def build_run(base: Path) -> Path:
     options = ExtractionOptions(
         dataset="synthetic:train=4,test=2", cache_dir=work / "cache", progress=False
     )
-    settings = RelevanceSettings(k=3, k_max=5, permutations=50, epochs=5)
+    # A second grouping (classes by index modulo 7) beside the planted superclasses.
+    groups = work / "groups.csv"
+    names = open_dataset("synthetic:train=4,test=2", "test").class_names
+    groups.write_text(
+        "class,superclass\n" + "".join(f"{c},g{i % 7}\n" for i, c in enumerate(names))
+    )
+    settings = RelevanceSettings(
+        superclasses=f"coarse,file:{groups}", k=3, k_max=5, permutations=50, epochs=5
+    )
     with warnings.catch_warnings():
         # Five probe epochs are enough for a fixture; the probe says it has not converged.
         warnings.filterwarnings("ignore", message=".*did not converge.*")
@@ -297,6 +306,12 @@ def test_relevance_view_has_every_model(app, run_dir: Path) -> None:
         row = table[table["model"] == model].iloc[0]
         assert row["K"] == summary["relevance"]["k"]
         assert row["null mean"] == pytest.approx(summary["relevance"]["null_mean"])
+        by_source = at.dataframe[1].value
+        mine = by_source[by_source["model"] == model].set_index("superclasses")
+        assert list(mine.index) == list(summary["relevance_by_superclasses"])
+        assert mine["groups"].iloc[1] == 7
+        for source, entry in summary["relevance_by_superclasses"].items():
+            assert mine.loc[source, "z"] == pytest.approx(entry["relevance"]["z"])
     assert len(at.get("plotly_chart")) == 1
 
 
