@@ -88,21 +88,28 @@ import torch
 from semprobe.features import extract_features
 from semprobe.data import eval_transform, open_dataset
 from semprobe.model import ModelSpec, SEMModel
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS")) / 1024
+
 torch.manual_seed(0)
 model = SEMModel(ModelSpec("small_cnn", num_simplices=5000, vocab=13)).eval()
-ds = open_dataset(sys.argv[1], "train", transform=eval_transform())
-with tempfile.TemporaryDirectory(dir=sys.argv[3]) as tmp:
-    fs = extract_features(model, ds, tmp, batch_size=int(sys.argv[2]), progress=False)
+ds = open_dataset(sys.argv[1], sys.argv[2], transform=eval_transform())
+before = rss_mb()
+with tempfile.TemporaryDirectory(dir=sys.argv[4]) as tmp:
+    fs = extract_features(model, ds, tmp, batch_size=int(sys.argv[3]), progress=False)
     shape = list(fs.logits.shape)
-print(json.dumps({"images": len(ds), "logits_shape": shape,
+print(json.dumps({"images": len(ds), "logits_shape": shape, "rss_before_extraction_mb": before,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def _peak_rss(dataset: str, batch: int) -> dict[str, Any]:
+def _peak_rss(dataset: str, split: str, batch: int) -> dict[str, Any]:
+    """Peak RSS of a fresh process that opens ``dataset`` and extracts 65,000-wide logits."""
     with tempfile.TemporaryDirectory() as where:
         out = subprocess.run(
-            [sys.executable, "-c", RSS_SCRIPT, dataset, str(batch), where],
+            [sys.executable, "-c", RSS_SCRIPT, dataset, split, str(batch), where],
             capture_output=True,
             text=True,
             check=True,
@@ -115,12 +122,18 @@ def run(smoke: bool = False) -> dict[str, Any]:
     dataset = _dataset_name(smoke)
     if smoke:
         speed = _throughput(dataset, "train", "small_cnn", 64, 200)
-        small = _peak_rss("synthetic:train=1,test=1", 64)
-        large = _peak_rss("synthetic:train=3,test=1", 64)
+        small = _peak_rss("synthetic:train=1,test=1", "train", 64)
+        large = _peak_rss("synthetic:train=3,test=1", "train", 64)
     else:
         speed = _throughput(dataset, "test", "resnet18", 256, 2000)
-        small = _peak_rss("synthetic:train=50,test=1", 256)  # 5,000 images
-        large = _peak_rss("synthetic:train=250,test=1", 256)  # 25,000 images, 6.5 GB of logits
+        if dataset.startswith("imagefolder:"):
+            # Images read from disk as needed: what grows with N here is extraction's own.
+            small = _peak_rss(dataset, "test", 256)  # 5,000 images
+            large = _peak_rss(dataset, "train", 256)  # 20,000 images, 2.6 GB of logits
+        else:
+            # synthetic is generated in memory at open: compare peak - rss_before_extraction.
+            small = _peak_rss("synthetic:train=50,test=1", "train", 256)  # 5,000 images
+            large = _peak_rss("synthetic:train=250,test=1", "train", 256)  # 25,000 images
     return {
         "name": "extraction",
         "baseline": "bare torchvision forward loop, same images, transform and batch size",
@@ -131,4 +144,6 @@ def run(smoke: bool = False) -> dict[str, Any]:
         "rss_small": small,
         "rss_large": large,
         "rss_growth": large["peak_rss_mb"] / small["peak_rss_mb"],
+        "extraction_rss_growth": (large["peak_rss_mb"] - large["rss_before_extraction_mb"])
+        / (small["peak_rss_mb"] - small["rss_before_extraction_mb"]),
     }
