@@ -153,9 +153,12 @@ def pretrain_checkpoint(config: dict[str, Any], path: Path, dataset: str) -> Pat
     return path
 
 
-# Options that say how a run was carried out, not what it trained: they may differ freely.
-_HOW_NOT_WHAT = frozenset(
+# Options that may differ between a checkpoint and its study section: they say how a run was
+# carried out, or they only set the online monitors, on which the analysed encoder does not depend.
+_IGNORED_OPTIONS = frozenset(
     {
+        "classifier_lr",
+        "online_taus",
         "out",
         "resume",
         "progress",
@@ -193,7 +196,7 @@ def check_trained_as_asked(path: Path, config: Mapping[str, Any], dataset: str) 
     differences = [
         f"{key} = {saved.get(key)!r} (the study asks {value!r})"
         for key, value in wanted.items()
-        if key not in _HOW_NOT_WHAT and saved.get(key) != value
+        if key not in _IGNORED_OPTIONS and saved.get(key) != value
     ]
     if differences:
         raise SemprobeError(
