@@ -262,3 +262,25 @@ def test_superclasses_are_resolved_before_any_model_trains(tmp_path: Path) -> No
     with pytest.raises(SemprobeError, match=r"missing\.csv"):
         study.run(tmp_path / "run")
     assert not ckpt.exists()
+
+
+@pytest.mark.parametrize("name", ["cifar100_real_cpu.toml", "cifar100_real_gpu.toml"])
+def test_shipped_study_files_are_valid(name: str) -> None:
+    """Their options must not fail only hours (or a GPU) later."""
+    from pretrain.config import PretrainConfig
+
+    study, _ = load_study(Path(__file__).resolve().parents[1] / "studies" / name)
+    assert study.relevance.superclass_sources == ["coarse", "wordnet"]
+    assert study.relevance.reference == "random-init"
+    configs = {
+        model: PretrainConfig.from_dict({"dataset": study.dataset, **section}).resolved()
+        for model, section in study.pretrain.items()
+    }
+    assert set(configs) == set(study.checkpoints) == {"byol-sem", "byol"}
+    sem, base = configs["byol-sem"], configs["byol"]
+    assert sem.sem and not base.sem
+    # The same budget and optimisation for both models: only SEM differs.
+    same = ("backbone", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "warmup_epochs")
+    assert [getattr(sem, k) for k in same] == [getattr(base, k) for k in same]
+    if "gpu" in name:
+        assert (sem.backbone, sem.num_simplices, sem.vocab) == ("resnet18", 5000, 13)
