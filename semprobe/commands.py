@@ -237,13 +237,14 @@ def _cmd_tau_sweep(args: argparse.Namespace) -> int:
 def _cmd_study(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from semprobe.studies import load_study
+    from semprobe.studies import accuracy_table, load_study
 
     study, out = load_study(args.study_file)
     result = study.run(args.out or out)
     with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
         if len(result.sweep):
-            print(result.sweep.to_string(index=False))
+            print("linear-probe accuracy (test top-1) per representation:")
+            print(accuracy_table(result.sweep).to_string(na_rep="-"))
     if len(result.relevance):
         print_relevance_report(
             result.relevance,

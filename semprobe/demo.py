@@ -70,6 +70,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from semprobe.commands import print_relevance_report
+    from semprobe.studies import accuracy_table
 
     out = Path(args.out)
     study = demo_study(out, args.epochs, args.seed, args.dataset)
@@ -80,11 +81,7 @@ def run_demo(args: argparse.Namespace) -> int:
     result = study.run(out / "run")
     with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
         print("\nlinear-probe accuracy (test top-1) per representation:")
-        print(
-            result.sweep.pivot_table(
-                index="model", columns=["representation", "tau"], values="top1", dropna=False
-            ).to_string()
-        )
+        print(accuracy_table(result.sweep).to_string(na_rep="-"))
         print("\nentropy of the SEM model's simplices (nats):")
         print(
             result.entropy["byol-sem"]

@@ -137,6 +137,20 @@ def tau_sweep(
     return pd.DataFrame(rows)
 
 
+def accuracy_table(sweep: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """A tau sweep as one row per model: ``backbone``, ``logits``, then ``sem tau=...`` columns.
+
+    Representations a model lacks (a baseline has no logits or SEM) are NaN.
+    """
+    sem = sweep["representation"] == "sem"
+    columns = sweep["representation"].where(~sem, "sem tau=" + sweep["tau"].map("{:g}".format))
+    wide = sweep.assign(column=columns).pivot(index="model", columns="column", values=metric)
+    taus = sorted(sweep.loc[sem, "tau"].unique())
+    order = ["backbone", "logits", *(f"sem tau={tau:g}" for tau in taus)]
+    wide = wide.reindex(index=sweep["model"].unique(), columns=[c for c in order if c in wide])
+    return wide.rename_axis(index=None, columns=None)
+
+
 def pretrain_checkpoint(config: dict[str, Any], path: Path, dataset: str) -> Path:
     """Train a checkpoint with ``pretrain`` (options as in ``semprobe pretrain``) into ``path``.
 

@@ -13,7 +13,14 @@ from semprobe.checkpoint import load_model
 from semprobe.errors import SemprobeError
 from semprobe.pipeline import ExtractionOptions, features
 from semprobe.rundir import Run
-from semprobe.studies import ProbeSettings, Study, check_taus, load_study, tau_sweep
+from semprobe.studies import (
+    ProbeSettings,
+    Study,
+    accuracy_table,
+    check_taus,
+    load_study,
+    tau_sweep,
+)
 from tests.conftest import save_tiny
 
 DATASET = "synthetic:train=3,test=2"
@@ -43,6 +50,20 @@ def test_tau_sweep_reuses_the_cache(checkpoints: dict[str, Path], tmp_path: Path
     assert sweep["top1"].between(0, 1).all()
     assert (sweep["top5"] >= sweep["top1"]).all()
     assert list(sweep["n_features"]) == [128, 40, 40, 40, 40, 40]
+    base = tau_sweep(train, test, [1.0], ProbeSettings(epochs=5), "base").iloc[:1]
+    table = accuracy_table(pd.concat([sweep, base], ignore_index=True))
+    assert list(table.index) == ["sem", "base"]
+    assert list(table.columns) == [
+        "backbone",
+        "logits",
+        "sem tau=0.01",
+        "sem tau=0.1",
+        "sem tau=1",
+        "sem tau=10",
+    ]
+    assert table.loc["sem", "sem tau=0.1"] == sweep["top1"].iloc[3]
+    assert table.loc["base", "backbone"] == base["top1"].iloc[0]
+    assert table.loc["base"].drop("backbone").isna().all()
     # Asking again for the same features hits the cache: still no backbone call.
     features(model, options, "train")
     assert calls[0] == after_extraction
