@@ -497,12 +497,33 @@ def _superclass_rows(model: data.ModelData) -> list[dict[str, object]]:
     ]
 
 
+def _curve(model: data.ModelData, source: str | None) -> pd.DataFrame | None:
+    """The model's relevance curve against ``source`` (None: its primary grouping)."""
+    primary = ((model.summary or {}).get("superclasses") or {}).get("source")
+    if source is None or source == primary:
+        return data.table(model.run_path, model.stamp, model.name, "relevance/curve.csv")
+    table = data.table(
+        model.run_path, model.stamp, model.name, "relevance/curves_by_superclasses.csv"
+    )
+    if table is None or "superclasses" not in table.columns:
+        return None
+    rows = table[table["superclasses"] == source]
+    return rows.drop(columns="superclasses").reset_index(drop=True) if len(rows) else None
+
+
 def view_relevance(models: dict[str, data.ModelData]) -> None:
     st.header("Relevance vs K")
+    sources = list(
+        dict.fromkeys(row["superclasses"] for m in models.values() for row in _superclass_rows(m))
+    )
+    source = None
+    if len(sources) > 1:
+        keep_valid("curve_superclasses", sources)
+        source = st.radio("Superclasses", sources, horizontal=True, key="curve_superclasses")
     curves: dict[str, pd.DataFrame] = {}
     for key, model in models.items():
-        with shown_errors(f"{key}: relevance/curve.csv"):
-            curve = data.table(model.run_path, model.stamp, model.name, "relevance/curve.csv")
+        with shown_errors(f"{key}: relevance curve"):
+            curve = _curve(model, source)
             if curve is not None:
                 missing = {"k", "mean", "null_mean", "null_std"} - set(curve.columns)
                 if missing:
@@ -521,7 +542,7 @@ def view_relevance(models: dict[str, data.ModelData]) -> None:
     )
     named = {f"{k} ({models[k].kind})": curves[k] for k in chosen}
     if named:
-        st.plotly_chart(relevance_curve_figure(named))
+        st.plotly_chart(relevance_curve_figure(named, source))
     st.caption(
         "Lines: mean relevance over the non-isolated categories; bands: permutation "
         "null (mean +- 2 sd), where category -> superclass labels are shuffled."

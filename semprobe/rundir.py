@@ -13,7 +13,8 @@ Layout (format 1)::
         logits.npy          test-split pre-softmax SEM logits (SEM models)
         relevance/          summary.json, probe.npz, graph.graphml, category_features.csv,
                             category_neighbours.csv, curve.csv, feature_concepts.csv,
-                            simplex_concepts.csv
+                            simplex_concepts.csv; with several superclass sources also
+                            curves_by_superclasses.csv
         entropy/            an EntropyReport (Parquet)
         tau_sweep.csv       accuracy per representation
 

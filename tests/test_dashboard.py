@@ -8,6 +8,7 @@ is checked against a computation made here, with numpy, from the run's files.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import os
@@ -313,6 +314,34 @@ def test_relevance_view_has_every_model(app, run_dir: Path) -> None:
         for source, entry in summary["relevance_by_superclasses"].items():
             assert mine.loc[source, "z"] == pytest.approx(entry["relevance"]["z"])
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_relevance_curve_follows_the_chosen_superclass_grouping(app, run_dir: Path) -> None:
+    at = app("Relevance")
+    radio = at.radio(key="curve_superclasses")
+    sources = list(
+        json.loads((run_dir / "sem" / "relevance" / "summary.json").read_text())[
+            "relevance_by_superclasses"
+        ]
+    )
+    assert list(radio.options) == sources and radio.value == "coarse"
+    radio.set_value(sources[1])
+    ok(at)
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sources[1] in figure["layout"]["title"]["text"]
+    curves = pd.read_csv(run_dir / "sem" / "relevance" / "curves_by_superclasses.csv")
+    expected = curves[curves["superclasses"] == sources[1]]["mean"].to_numpy()
+    shown = next(
+        tr
+        for tr in figure["data"]
+        if tr["name"].startswith(f"{run_dir.name}/sem (") and tr.get("mode") == "lines+markers"
+    )
+    y = shown["y"]
+    if isinstance(y, dict):  # plotly's binary encoding of a numpy array
+        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    np.testing.assert_allclose(np.asarray(y, dtype=float), expected)
+    coarse = pd.read_csv(run_dir / "sem" / "relevance" / "curve.csv")["mean"].to_numpy()
+    assert not np.allclose(expected, coarse)
 
 
 def test_entropy_view_per_class_table_matches_numpy(app, run_dir: Path) -> None:
