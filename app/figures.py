@@ -171,12 +171,18 @@ def bipartite_figure(
     elif len(feats) == 1:
         feat_y[feats] = (n_cat - 1) / 2
 
+    def edges(keep: set[int] | None) -> tuple[list[float | None], list[float | None]]:
+        """Line segments (category -> feature, None-separated) of the edges to kept features."""
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for c, f in zip(graph.category.tolist(), graph.feature.tolist(), strict=True):
+            if keep is None or f in keep:
+                xs.extend((0.0, 1.0, None))
+                ys.extend((cat_y[c], feat_y[f], None))
+        return xs, ys
+
     fig = go.Figure()
-    xs: list[float | None] = []
-    ys: list[float | None] = []
-    for c, f in zip(graph.category.tolist(), graph.feature.tolist(), strict=True):
-        xs.extend((0.0, 1.0, None))
-        ys.extend((cat_y[c], feat_y[f], None))
+    xs, ys = edges(None)
     fig.add_trace(
         go.Scattergl(
             x=xs,
@@ -188,17 +194,12 @@ def bipartite_figure(
         )
     )
     if highlight is not None:
-        own = graph.feature[graph.category == highlight]
-        hx: list[float | None] = []
-        hy: list[float | None] = []
-        for c, f in zip(graph.category.tolist(), graph.feature.tolist(), strict=True):
-            if f in own:
-                hx.extend((0.0, 1.0, None))
-                hy.extend((cat_y[c], feat_y[f], None))
+        # Every edge of the highlighted category's features: its 2-neighbours' links too.
+        xs, ys = edges(set(graph.feature[graph.category == highlight].tolist()))
         fig.add_trace(
             go.Scatter(
-                x=hx,
-                y=hy,
+                x=xs,
+                y=ys,
                 mode="lines",
                 hoverinfo="skip",
                 showlegend=False,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import types
 import typing
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from pretrain.config import (
     PRECISIONS,
     PretrainConfig,
 )
+from semprobe.cli import run_handler
 from semprobe.errors import SemprobeError
 
 # Options whose command-line spelling differs from the config field.
@@ -326,12 +326,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Pre-train BYOL or MoCo v2+ with or without the SEM layer.",
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return handle(args)
-    except SemprobeError as exc:
-        print(f"pretrain: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("pretrain: interrupted", file=sys.stderr)
-        return 130
+    return run_handler("pretrain", handle, parser.parse_args(argv))

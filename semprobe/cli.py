@@ -112,18 +112,21 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     return commands.REGISTRY
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
+def run_handler(prog: str, handler: Handler, args: argparse.Namespace) -> int:
+    """Run a command's handler: user errors are one line on stderr and exit code 2."""
     try:
         return handler(args)
     except SemprobeError as exc:
-        print(f"semprobe: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("semprobe: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_handler("semprobe", args.handler, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1048,11 +1048,7 @@ class SparseLogisticProbe(ClassifierMixin, BaseEstimator):
         np.ndarray
             ``(n_samples, n_classes)`` float64 softmax of the scores; rows sum to 1.
         """
-        scores = self._scores(X).astype(np.float64)
-        scores -= scores.max(axis=1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=1, keepdims=True)
-        return scores
+        return np.exp(self.predict_log_proba(X))
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Log of :meth:`predict_proba`, computed stably.

@@ -173,25 +173,31 @@ def test_study_file_round_trip_and_errors(checkpoints: dict[str, Path], tmp_path
         load_study(broken)
 
 
-def test_entropy_command_on_a_baseline_explains(
-    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _command_on_baseline(command: str, checkpoint: Path, tmp_path: Path, *extra: str) -> int:
+    """``semprobe COMMAND`` on the baseline checkpoint, writing ``tmp_path/run``."""
     from semprobe.cli import main
 
-    code = main(
+    out, cache = str(tmp_path / "run"), str(tmp_path / "c")
+    return main(
         [
-            "entropy",
-            str(checkpoints["base"]),
+            command,
+            str(checkpoint),
             "--dataset",
             DATASET,
             "--out",
-            str(tmp_path / "run"),
+            out,
             "--cache-dir",
-            str(tmp_path / "c"),
+            cache,
             "--quiet",
+            *extra,
         ]
     )
-    assert code == 2
+
+
+def test_entropy_command_on_a_baseline_explains(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _command_on_baseline("entropy", checkpoints["base"], tmp_path) == 2
     assert "has a SEM embedder, so there are no simplices" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -199,24 +205,7 @@ def test_entropy_command_on_a_baseline_explains(
 def test_tau_sweep_command_falls_back_to_backbone_for_a_baseline(
     checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from semprobe.cli import main
-
-    code = main(
-        [
-            "tau-sweep",
-            str(checkpoints["base"]),
-            "--dataset",
-            DATASET,
-            "--out",
-            str(tmp_path / "run"),
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--quiet",
-            "--epochs",
-            "5",
-        ]
-    )
-    assert code == 0
+    assert _command_on_baseline("tau-sweep", checkpoints["base"], tmp_path, "--epochs", "5") == 0
     sweep = pd.read_csv(tmp_path / "run" / "base" / "tau_sweep.csv")
     assert list(sweep["representation"]) == ["backbone"]
 
