@@ -32,10 +32,10 @@ import pandas as pd
 import streamlit as st
 
 try:
-    from app import compute, data, figures
+    from semprobe.app import compute, data, figures
 except ImportError:  # run as a plain script from a checkout: the package root is one level up
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from app import compute, data, figures
+    from semprobe.app import compute, data, figures
 
 from semprobe.errors import SemprobeError
 from semprobe.plots import (

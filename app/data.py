@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import compute
+from semprobe.app import compute
 from semprobe.errors import SemprobeError
 from semprobe.graph import FeatureCategoryGraph, sem_feature_name
 from semprobe.rundir import RUN_FILE, Run
@@ -214,7 +214,7 @@ def _thumbnail_store(run_path: str, stamp: str) -> dict[int, str]:
 
 def thumbnail_uris(run_path: str, stamp: str, indices: Sequence[int]) -> list[str]:
     """Data URIs of test thumbnails, each encoded once per run."""
-    from app.figures import image_data_uri
+    from semprobe.app.figures import image_data_uri
 
     store = _thumbnail_store(run_path, stamp)
     images = thumbnails(run_path, stamp)

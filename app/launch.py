@@ -20,13 +20,13 @@ def command(
 ) -> list[str]:
     """The ``streamlit run`` command line that serves the dashboard on ``run_dirs``.
 
-    With ``preload`` the server process is ``python -m app.launch``, which imports the app's heavy
+    With ``preload`` the server process is ``python -m semprobe.app.launch``, which imports the app's heavy
     modules before starting Streamlit (see :func:`serve`); otherwise ``python -m streamlit``.
     """
     return [
         sys.executable,
         "-m",
-        "app.launch" if preload else "streamlit",
+        "semprobe.app.launch" if preload else "streamlit",
         "run",
         str(SCRIPT),
         "--server.port",
@@ -95,7 +95,7 @@ def serve(argv: Sequence[str]) -> None:
 
     from streamlit.web.cli import main as streamlit_main
 
-    for module in ("app.compute", "app.data", "app.figures", "semprobe.plots"):
+    for module in ("semprobe.app.compute", "semprobe.app.data", "semprobe.app.figures", "semprobe.plots"):
         importlib.import_module(module)
 
     sys.argv = ["streamlit", *argv]

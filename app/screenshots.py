@@ -1,6 +1,6 @@
 """Drive the dashboard in headless Chromium: a served app, a browser, and the docs' screenshots.
 
-``python -m app.screenshots --out docs/img RUN_DIR [RUN_DIR...]`` serves the dashboard on the
+``python -m semprobe.app.screenshots --out docs/img RUN_DIR [RUN_DIR...]`` serves the dashboard on the
 runs, opens every view in headless Chromium and writes ``dashboard-<view>.png``. The browser
 tests use :func:`serve` and :func:`chromium` too. Selenium is pointed at the system's Chromium
 and chromedriver (``/usr/bin`` by default, or ``$CHROMIUM`` / ``$CHROMEDRIVER``): it never
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from app.launch import command
+from semprobe.app.launch import command
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -67,7 +67,7 @@ def serve(
     """Serve the dashboard in a subprocess; yields its URL and always stops the server.
 
     ``preload=False`` runs ``streamlit run app/dashboard.py`` itself; ``True`` the server of
-    ``semprobe dashboard`` (see :func:`app.launch.serve`).
+    ``semprobe dashboard`` (see :func:`semprobe.app.launch.serve`).
     """
     port = port or free_port()
     with tempfile.TemporaryFile() as log:

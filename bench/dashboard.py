@@ -258,7 +258,7 @@ def browser_timings(
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from app.screenshots import chromium, page_url, serve, wait_for_text
+    from semprobe.app.screenshots import chromium, page_url, serve, wait_for_text
 
     with serve([str(warm_up), str(run_dir)], preload=True) as url, chromium() as driver:
         start = time.perf_counter()
@@ -296,7 +296,7 @@ def run(smoke: bool = False, browser: bool | None = None) -> dict[str, Any]:
     """
     import streamlit as st
 
-    from app.screenshots import missing_browser
+    from semprobe.app.screenshots import missing_browser
 
     if browser is None:
         browser = not smoke and missing_browser() is None

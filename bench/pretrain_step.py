@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from bench._common import machine_info, peak_rss_mb
-from pretrain.base import MomentumMethod
-from pretrain.config import PretrainConfig
-from pretrain.optim import build_optimizer, parameter_groups
-from pretrain.train import build_module
+from semprobe.pretrain.base import MomentumMethod
+from semprobe.pretrain.config import PretrainConfig
+from semprobe.pretrain.optim import build_optimizer, parameter_groups
+from semprobe.pretrain.train import build_module
 
 TARGET_RATIO = 1.15
 

@@ -3,7 +3,7 @@
 Lavoie et al., "Simplicial Embeddings in Self-Supervised Learning and Downstream Classification",
 ICLR 2023 (arXiv 2204.00616). Python API::
 
-    from pretrain import PretrainConfig, run
+    from semprobe.pretrain import PretrainConfig, run
     path = run(PretrainConfig(method="byol", dataset="synthetic", epochs=5, out="runs/demo"))
 
 ``path`` is a checkpoint that :func:`semprobe.checkpoint.load_model` reads and that
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pretrain.config import METHODS, PretrainConfig
+from semprobe.pretrain.config import METHODS, PretrainConfig
 
 if TYPE_CHECKING:
-    from pretrain.base import MomentumMethod, NonFiniteLossError
-    from pretrain.byol import BYOL
-    from pretrain.mocov2plus import MoCoV2Plus
-    from pretrain.train import build_module, run
+    from semprobe.pretrain.base import MomentumMethod, NonFiniteLossError
+    from semprobe.pretrain.byol import BYOL
+    from semprobe.pretrain.mocov2plus import MoCoV2Plus
+    from semprobe.pretrain.train import build_module, run
 
 __all__ = [
     "BYOL",
@@ -37,12 +37,12 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BYOL": "pretrain.byol",
-    "MoCoV2Plus": "pretrain.mocov2plus",
-    "MomentumMethod": "pretrain.base",
-    "NonFiniteLossError": "pretrain.base",
-    "build_module": "pretrain.train",
-    "run": "pretrain.train",
+    "BYOL": "semprobe.pretrain.byol",
+    "MoCoV2Plus": "semprobe.pretrain.mocov2plus",
+    "MomentumMethod": "semprobe.pretrain.base",
+    "NonFiniteLossError": "semprobe.pretrain.base",
+    "build_module": "semprobe.pretrain.train",
+    "run": "semprobe.pretrain.train",
 }
 
 

@@ -28,9 +28,9 @@ from lightly.utils.scheduler import cosine_schedule
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from pretrain.classifiers import OnlineClassifiers
-from pretrain.optim import OptimSettings, build_optimizer, build_scheduler, parameter_groups
-from pretrain.views import forward_views
+from semprobe.pretrain.classifiers import OnlineClassifiers
+from semprobe.pretrain.optim import OptimSettings, build_optimizer, build_scheduler, parameter_groups
+from semprobe.pretrain.views import forward_views
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec, SEMModel
 from semprobe.sem import sem_softmax, simplex_entropy
@@ -107,7 +107,7 @@ class MomentumMethod(LightningModule):
         """Online branch of each view: (backbone features, SEM logits or None, projector input).
 
         The backbone sees one view at a time; the embedder runs once on all views with batch
-        norm per view (:func:`pretrain.views.forward_views`).
+        norm per view (:func:`semprobe.pretrain.views.forward_views`).
         """
         feats = [self.encoder.backbone(v) for v in views]
         if self.encoder.embedder is None:

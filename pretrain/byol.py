@@ -15,8 +15,8 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
 from torch import Tensor, nn
 
-from pretrain.base import MomentumMethod, SSLOutput, momentum_networks
-from pretrain.views import forward_views
+from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from semprobe.pretrain.views import forward_views
 from semprobe.model import ModelSpec
 
 
@@ -26,7 +26,7 @@ class BYOL(MomentumMethod):
     Parameters
     ----------
     spec, num_classes, **common:
-        See :class:`pretrain.base.MomentumMethod`.
+        See :class:`semprobe.pretrain.base.MomentumMethod`.
     proj_hidden_dim, proj_output_dim:
         Projector widths (4096, 256).
     pred_hidden_dim:

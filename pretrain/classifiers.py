@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from semprobe.sem import check_tau, sem_softmax
+from semprobe.sem import sem_softmax
+from semprobe.validation import check_tau
 
 
 def tau_label(tau: float) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pretrain.config import (
+from semprobe.pretrain.config import (
     ADAMW_CLASSIFIER_LR,
     BACKBONES,
     DATASET_DEFAULTS,
@@ -299,7 +299,7 @@ def handle(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    from pretrain.train import run
+    from semprobe.pretrain.train import run
 
     final = run(config)
     if getattr(rank_zero_only, "rank", 0) == 0:  # under DDP every process returns here

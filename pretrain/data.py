@@ -116,7 +116,7 @@ class PretrainData(LightningDataModule):
     images:
         Training split, yielding PIL images (no transform).
     transform:
-        Two-view transform (see :mod:`pretrain.augment`).
+        Two-view transform (see :mod:`semprobe.pretrain.augment`).
     batch_size:
         Per-process batch size; incomplete last batches are dropped.
     workers:

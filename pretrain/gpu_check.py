@@ -1,6 +1,6 @@
 """A short GPU check of BYOL + SEM: throughput, peak memory and a falling loss.
 
-``python -m pretrain.gpu_check`` trains the paper's CIFAR model (Lavoie et al., ICLR 2023,
+``python -m semprobe.pretrain.gpu_check`` trains the paper's CIFAR model (Lavoie et al., ICLR 2023,
 arXiv 2204.00616: ResNet-18 with the CIFAR stem, L = 5000, V = 13, batch 256, bf16-mixed) for a
 couple of hundred steps, on random tensors or, with ``--image-folder PATH``, on real images with
 the BYOL augmentations. It prints images/s (timed after a warm-up), peak GPU memory, and the mean
@@ -28,10 +28,10 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer, seed_every
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from pretrain.augment import two_view_transform
-from pretrain.config import PretrainConfig
-from pretrain.data import PretrainData
-from pretrain.train import build_module
+from semprobe.pretrain.augment import two_view_transform
+from semprobe.pretrain.config import PretrainConfig
+from semprobe.pretrain.data import PretrainData
+from semprobe.pretrain.train import build_module
 from semprobe.data import open_dataset
 from semprobe.errors import SemprobeError
 
@@ -215,7 +215,7 @@ def _line(r: Result) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check; return 0 when every measured loss fell."""
-    parser = argparse.ArgumentParser(prog="python -m pretrain.gpu_check", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m semprobe.pretrain.gpu_check", description=__doc__)
     parser.add_argument("--image-folder", metavar="PATH", help="ImageFolder root with train/")
     parser.add_argument("--steps", type=int, default=200, help="steps per variant (200)")
     parser.add_argument("--warmup-steps", type=int, default=20, help="untimed steps (20)")

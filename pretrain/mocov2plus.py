@@ -30,8 +30,8 @@ from lightly.models.modules.memory_bank import MemoryBankModule
 from lightly.utils import dist
 from torch import Tensor, nn
 
-from pretrain.base import MomentumMethod, SSLOutput, momentum_networks
-from pretrain.views import forward_views
+from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from semprobe.pretrain.views import forward_views
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec
 
@@ -58,7 +58,7 @@ class MoCoV2Plus(MomentumMethod):
     Parameters
     ----------
     spec, num_classes, **common:
-        See :class:`pretrain.base.MomentumMethod`.
+        See :class:`semprobe.pretrain.base.MomentumMethod`.
     proj_hidden_dim, proj_output_dim:
         Projector widths (2048, 256).
     queue_size:

@@ -18,7 +18,7 @@ from lightly.models.utils import get_weight_decay_parameters
 from lightly.utils.scheduler import CosineWarmupScheduler
 from torch import nn
 
-from pretrain.lars import LARS
+from semprobe.pretrain.lars import LARS
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Lightning's; this module only wires it up. Output directory layout::
     OUT/tensorboard/version_K/         TensorBoardLogger
 
 Every ``.ckpt`` is both a semprobe model checkpoint and a Lightning resume checkpoint (see
-:mod:`pretrain.checkpoint_io`).
+:mod:`semprobe.pretrain.checkpoint_io`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from pretrain.augment import two_view_transform
-from pretrain.base import MomentumMethod
-from pretrain.byol import BYOL
-from pretrain.checkpoint_io import SemprobeCheckpointIO
-from pretrain.config import PretrainConfig, dataset_kind
-from pretrain.data import PretrainData
-from pretrain.mocov2plus import MoCoV2Plus
-from pretrain.optim import OptimSettings
+from semprobe.pretrain.augment import two_view_transform
+from semprobe.pretrain.base import MomentumMethod
+from semprobe.pretrain.byol import BYOL
+from semprobe.pretrain.checkpoint_io import SemprobeCheckpointIO
+from semprobe.pretrain.config import PretrainConfig, dataset_kind
+from semprobe.pretrain.data import PretrainData
+from semprobe.pretrain.mocov2plus import MoCoV2Plus
+from semprobe.pretrain.optim import OptimSettings
 from semprobe.atomic import ensure_writable_dir
 from semprobe.checkpoint import FORMAT_NAME, read_checkpoint
 from semprobe.data import LabeledImages, default_root, open_dataset
@@ -130,7 +130,7 @@ def build_module(cfg: PretrainConfig, num_classes: int, world_size: int = 1) -> 
     Returns
     -------
     MomentumMethod
-        :class:`~pretrain.byol.BYOL` or :class:`~pretrain.mocov2plus.MoCoV2Plus`.
+        :class:`~semprobe.pretrain.byol.BYOL` or :class:`~semprobe.pretrain.mocov2plus.MoCoV2Plus`.
     """
     scale = _resolved(cfg.batch_size) * world_size / 256
     optim = OptimSettings(

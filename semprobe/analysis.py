@@ -41,7 +41,8 @@ from semprobe.pipeline import ExtractionOptions, features
 from semprobe.probe import SparseLogisticProbe, top_k_accuracy
 from semprobe.relevance import relevance_curve, relevance_with_null
 from semprobe.rundir import link_or_copy
-from semprobe.sem import check_tau, sem_softmax
+from semprobe.sem import sem_softmax
+from semprobe.validation import check_tau
 
 REPRESENTATIONS = ("auto", "sem", "backbone", "logits")
 

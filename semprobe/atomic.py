@@ -1,17 +1,23 @@
-"""Atomic file writes: a killed process never leaves a half file under the final name.
+"""Atomic writes: a killed process never leaves a half file or directory under the final name.
 
-Every writer in the project goes through :func:`atomic_path`: it hands out a temporary path in the
-same directory, and only after the caller has written it completely is the file fsynced and
-renamed over the destination (``os.replace`` is atomic on POSIX within one file system).
+Every file writer in the project goes through :func:`atomic_path`: it hands out a temporary path
+in the same directory, and only after the caller has written it completely is the file fsynced
+and renamed over the destination (``os.replace`` is atomic on POSIX within one file system).
+Directories (feature caches, run directories, the WordNet corpus) go through
+:func:`atomic_directory`: built under a temporary name, fsynced, then swapped into place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +107,102 @@ def write_text(destination: str | os.PathLike[str], text: str) -> None:
 def write_json(destination: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON atomically (byte-stable across runs)."""
     write_text(destination, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        _fsync_dir(Path(folder))
+
+
+_RENAME_EXCHANGE = 2  # <linux/fs.h>; swaps two paths in one atomic step
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` atomically with Linux's ``renameat2``; False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not glibc >= 2.28
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # a file system without the exchange (some network file systems)
+    raise OSError(err, os.strerror(err))
+
+
+def _swap_into_place(work: Path, final: Path) -> None:
+    if not final.exists():
+        os.rename(work, final)
+        return
+    if _exchange(work, final):
+        shutil.rmtree(work, ignore_errors=True)  # ``work`` now holds the old directory
+        return
+    # Without an exchange there is a moment with no directory under the final name; the old one
+    # is kept (renamed aside) until the new one is in place, and is never deleted first.
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(final, old)
+    try:
+        os.rename(work, final)
+    except OSError:
+        os.rename(old, final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def temporary_sibling(final: Path, tag: str) -> Path:
+    """A hidden name beside ``final`` that says which process owns it: ``.NAME.TAG-PID-RANDOM``."""
+    return final.parent / f".{final.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    destination: str | os.PathLike[str],
+    tag: str = "tmp",
+    what: str = "directory",
+    error: type[SemprobeError] = SemprobeError,
+) -> Iterator[Path]:
+    """Yield an empty temporary directory to fill; on success it replaces ``destination``.
+
+    The directory is built beside the destination (``.<name>.<tag>-<pid>-<random>``), every file
+    in it is fsynced, and it is swapped into place: on Linux in one atomic exchange, elsewhere by
+    renaming the old directory aside first. Either way the old directory stays under the final
+    name until the new one is complete, and a killed process leaves the old one (or none, if
+    there was none) and a hidden leftover that is never read as valid. On an exception the
+    temporary directory is removed and the destination is untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> final = pathlib.Path(tempfile.mkdtemp()) / "cache"
+    >>> with atomic_directory(final) as work:
+    ...     _ = (work / "a.txt").write_text("done")
+    >>> (final / "a.txt").read_text()
+    'done'
+    """
+    final = Path(destination).absolute()
+    ensure_writable_dir(final.parent)
+    work = temporary_sibling(final, tag)
+    try:
+        work.mkdir()
+        yield work
+        _fsync_tree(work)
+        _swap_into_place(work, final)
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        raise error(f"cannot write {what} {final}: {exc.strerror or exc}") from None
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)

@@ -300,7 +300,7 @@ REGISTRY += [_entropy, _tau_sweep, _study]
 
 
 def _dashboard(sub: argparse._SubParsersAction) -> None:
-    from app.launch import register
+    from semprobe.app.launch import register
 
     register(sub)
 
@@ -315,7 +315,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(sub: argparse._SubParsersAction) -> None:
-    from pretrain.cli import register
+    from semprobe.pretrain.cli import register
 
     register(sub)
 

@@ -48,7 +48,8 @@ from torch import Tensor
 
 from semprobe.atomic import atomic_path, ensure_writable_dir, write_json
 from semprobe.errors import SemprobeError
-from semprobe.sem import check_shape, check_tau
+from semprobe.sem import check_shape
+from semprobe.validation import check_tau
 
 __all__ = ["EntropyReport", "RowPager", "default_chunk_rows", "entropy_kernel", "entropy_report"]
 

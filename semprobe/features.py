@@ -30,11 +30,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from semprobe import __version__
-from semprobe.atomic import ensure_writable_dir, write_json
+from semprobe.atomic import atomic_directory, ensure_writable_dir, write_json
 from semprobe.data import LabeledImages, describe_transform
 from semprobe.errors import CacheError, SemprobeError
 from semprobe.model import SEMModel, state_fingerprint
-from semprobe.sem import check_tau, sem_softmax
+from semprobe.sem import sem_softmax
+from semprobe.validation import check_tau
 
 MANIFEST = "manifest.json"
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -278,20 +279,12 @@ def extract_features(
     if cached is not None:
         return cached
     _remove_stale_partials(final)
-    partial = root / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        partial.mkdir()
+    # An invalid leftover under the final name (edited by hand, say) stays until the new cache
+    # replaces it.
+    with atomic_directory(final, tag="tmp", what="feature cache", error=CacheError) as partial:
         _extract_into(
             model, dataset, partial, key, DTYPES[dtype], batch_size, num_workers, device, progress
         )
-        if final.exists():  # an invalid leftover (e.g. edited by hand): replace it
-            shutil.rmtree(final)
-        os.rename(partial, final)
-    except OSError as exc:
-        raise CacheError(f"cannot write feature cache in {root}: {exc.strerror or exc}") from None
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
     result = open_cache(final, key)
     if result is None:  # pragma: no cover - would mean the file system lost our writes
         raise CacheError(f"feature cache {final} could not be read back")

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from semprobe.backbones import BACKBONES, build_backbone
 from semprobe.errors import SemprobeError
-from semprobe.sem import check_shape, check_tau, sem_softmax
+from semprobe.sem import check_shape, sem_softmax
+from semprobe.validation import check_tau
 
 METHODS = ("byol", "mocov2plus", "unknown")
 # Refuse embedder shapes that could not be a real model before allocating anything: 10^8 SEM

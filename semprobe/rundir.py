@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from semprobe import __version__
-from semprobe.atomic import ensure_writable_dir, write_json
+from semprobe.atomic import atomic_directory, write_json
 from semprobe.errors import SemprobeError
 
 RUN_FORMAT = 1
@@ -49,24 +48,8 @@ RUN_FILE = "run.json"
 @contextlib.contextmanager
 def building_run(destination: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory to fill; on success it replaces ``destination`` at once."""
-    final = Path(destination).absolute()
-    ensure_writable_dir(final.parent)
-    work = final.parent / f".{final.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    work.mkdir()
-    try:
+    with atomic_directory(destination, tag="building", what="run directory") as work:
         yield work
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(final, old)
-        os.rename(work, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        raise SemprobeError(f"cannot write run directory {final}: {exc.strerror or exc}") from None
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def write_run_metadata(

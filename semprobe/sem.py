@@ -16,17 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from semprobe.errors import SemprobeError
-
-
-def check_tau(tau: float) -> float:
-    """Return ``tau`` as a float, or raise if it is not a finite positive number."""
-    try:
-        value = float(tau)
-    except (TypeError, ValueError):
-        raise SemprobeError(f"tau must be a positive number, got {tau!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SemprobeError(f"tau must be a positive finite number, got {tau!r}")
-    return value
+from semprobe.validation import check_tau
 
 
 def check_shape(width: int, num_simplices: int, vocab: int) -> None:

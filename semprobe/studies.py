@@ -51,22 +51,10 @@ from semprobe.plots import (
     write_figure,
 )
 from semprobe.rundir import building_run, link_or_copy, write_dataset_files, write_run_metadata
-from semprobe.sem import check_tau
+from semprobe.validation import check_taus
 
 DEFAULT_TAUS = (0.01, 0.1, 1.0, 10.0)
 ANALYSES = ("entropy", "tau_sweep", "relevance")
-
-
-def check_taus(taus: Sequence[Any]) -> list[float]:
-    """Validated, de-duplicated taus in the given order; refuse an empty list."""
-    if isinstance(taus, str | bytes) or not isinstance(taus, Sequence) or len(taus) == 0:
-        raise SemprobeError(f"give at least one tau, got {taus!r}")
-    out: list[float] = []
-    for tau in taus:
-        value = check_tau(tau)
-        if value not in out:
-            out.append(value)
-    return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +147,7 @@ def pretrain_checkpoint(config: dict[str, Any], path: Path, dataset: str) -> Pat
     """
     import os
 
-    from pretrain import run
+    from semprobe.pretrain import run
 
     final = run({"dataset": dataset, **config, "out": str(path.parent)})
     if final.resolve() != path.resolve():
@@ -198,8 +186,8 @@ def check_trained_as_asked(path: Path, config: Mapping[str, Any], dataset: str) 
     ``[pretrain.<name>]`` section would silently analyse the old model. Checkpoints not written
     by ``semprobe pretrain`` (the authors', solo-learn's) carry no options and are accepted.
     """
-    from pretrain.config import PretrainConfig
     from semprobe.checkpoint import read_checkpoint
+    from semprobe.pretrain.config import PretrainConfig
 
     raw = read_checkpoint(path)
     meta = raw.get("semprobe_meta") if isinstance(raw, Mapping) else None
@@ -303,7 +291,7 @@ class Study:
 
     def _train_missing(self, out: Path) -> dict[str, Path]:
         paths = {name: Path(p) for name, p in self.checkpoints.items()}
-        from pretrain.config import PretrainConfig
+        from semprobe.pretrain.config import PretrainConfig
 
         # Every section is checked before anything trains: a typo in the second model's options
         # must not cost the first model's training time.

@@ -498,7 +498,7 @@ def test_no_run_given_shows_how_to_open_one(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_run_dirs_come_from_streamlit_args_and_the_environment() -> None:
-    from app.data import DASHBOARD_SCRIPT, requested_runs
+    from semprobe.app.data import DASHBOARD_SCRIPT, requested_runs
 
     env = {"SEMPROBE_RUNS": "c:d"}
     assert requested_runs([str(DASHBOARD_SCRIPT), "a", "b"], env) == ["a", "b", "c", "d"]
@@ -508,7 +508,7 @@ def test_run_dirs_come_from_streamlit_args_and_the_environment() -> None:
 
 
 def test_dashboard_command_line() -> None:
-    from app import launch
+    from semprobe.app import launch
 
     parser = argparse.ArgumentParser()
     launch.register(parser.add_subparsers(dest="command"))
@@ -525,7 +525,7 @@ def test_dashboard_command_line() -> None:
 def test_launch_warns_about_bad_runs_and_serves(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from app import launch
+    from semprobe.app import launch
 
     started: list[list[str]] = []
 
@@ -541,5 +541,5 @@ def test_launch_warns_about_bad_runs_and_serves(
     err = capsys.readouterr().err
     assert "does not exist" in err and "http://127.0.0.1:8600" in err
     assert started[0][-2:] == [str(run_dir), str(tmp_path / "nope")]
-    assert started[0][1:4] == ["-m", "app.launch", "run"]
+    assert started[0][1:4] == ["-m", "semprobe.app.launch", "run"]
     assert started[0][4].endswith("dashboard.py")

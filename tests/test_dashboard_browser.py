@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.screenshots import chromium, missing_browser, page_url, serve, wait_for_text
+from semprobe.app.screenshots import chromium, missing_browser, page_url, serve, wait_for_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -22,11 +22,11 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
-from pretrain import PretrainConfig, run
-from pretrain.base import NonFiniteLossError
-from pretrain.byol import BYOL
-from pretrain.cli import load_config_file, register
-from pretrain.mocov2plus import MoCoV2Plus, contrastive_loss
+from semprobe.pretrain import PretrainConfig, run
+from semprobe.pretrain.base import NonFiniteLossError
+from semprobe.pretrain.byol import BYOL
+from semprobe.pretrain.cli import load_config_file, register
+from semprobe.pretrain.mocov2plus import MoCoV2Plus, contrastive_loss
 from semprobe.checkpoint import load_model
 from semprobe.errors import SemprobeError
 
@@ -204,7 +204,7 @@ def test_moco_refuses_a_queue_that_would_drop_keys() -> None:
     with pytest.raises(SemprobeError, match="multiple of batch_size"):
         PretrainConfig(**{**TINY, "method": "mocov2plus", "queue_size": 100}).resolved()
     # The module checks the real number of keys per step (batch x processes) too.
-    from pretrain.train import build_module
+    from semprobe.pretrain.train import build_module
 
     config = PretrainConfig(**{**TINY, "method": "mocov2plus"}).resolved()
     module = build_module(config, num_classes=100)
@@ -218,7 +218,7 @@ KILLED_RUN = textwrap.dedent(
     import json, os, signal, sys
     import torch
     from lightning.pytorch import Callback
-    from pretrain import PretrainConfig, run
+    from semprobe.pretrain import PretrainConfig, run
 
     torch.set_num_threads(1)
 
@@ -346,7 +346,7 @@ def test_config_file_then_command_line(tmp_path: Path) -> None:
     toml.write_text('method = "mocov2plus"\nnum-simplices = 32\nvocab = 8\nlr = 0.5\n')
     yaml = tmp_path / "run.yaml"
     yaml.write_text("method: byol\nnum_simplices: 16\nonline_taus: [0.5, 2]\ndevices: 2\n")
-    from pretrain.cli import config_from_args
+    from semprobe.pretrain.cli import config_from_args
 
     args = _parser().parse_args(["pretrain", "--config", str(toml), "--vocab", "5"])
     config = config_from_args(args)
@@ -395,7 +395,7 @@ def test_command_line_help_and_error_exit_codes() -> None:
 
 
 def test_gpu_check_cpu_smoke_reports_a_falling_loss(capsys: pytest.CaptureFixture[str]) -> None:
-    from pretrain import gpu_check
+    from semprobe.pretrain import gpu_check
 
     assert gpu_check.main(["--cpu-smoke"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -406,7 +406,7 @@ def test_gpu_check_cpu_smoke_reports_a_falling_loss(capsys: pytest.CaptureFixtur
 
 
 def test_adamw_runs_get_a_classifier_rate_that_suits_adamw() -> None:
-    from pretrain.config import ADAMW_CLASSIFIER_LR, PretrainConfig
+    from semprobe.pretrain.config import ADAMW_CLASSIFIER_LR, PretrainConfig
 
     lars = PretrainConfig(method="byol", dataset="synthetic").resolved()
     adamw = PretrainConfig(method="byol", dataset="synthetic", optimizer="adamw").resolved()
@@ -421,7 +421,7 @@ def test_adamw_runs_get_a_classifier_rate_that_suits_adamw() -> None:
 def test_views_share_matrix_products_but_not_batch_norm() -> None:
     from lightly.models.modules.heads import BYOLProjectionHead
 
-    from pretrain.views import forward_views
+    from semprobe.pretrain.views import forward_views
 
     torch.manual_seed(0)
     looped = BYOLProjectionHead(24, 16, 8).train()
@@ -448,7 +448,7 @@ def test_views_share_matrix_products_but_not_batch_norm() -> None:
 
 
 def test_lars_step_follows_the_clipped_trust_ratio_formula() -> None:
-    from pretrain.lars import LARS
+    from semprobe.pretrain.lars import LARS
 
     torch.manual_seed(0)
     weight, bias, zero = torch.randn(5, 3), torch.randn(5), torch.zeros(4)

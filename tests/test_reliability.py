@@ -104,14 +104,14 @@ def test_killed_relevance_runs_leave_nothing_valid_and_rerun_identically(tmp_pat
 
 KILLED_PRETRAIN = """
 import json, sys
-from pretrain import PretrainConfig, run
+from semprobe.pretrain import PretrainConfig, run
 run(PretrainConfig(**json.loads(sys.argv[1])))
 """
 
 
 def test_pretraining_killed_at_random_points_resumes_to_the_same_weights(tmp_path: Path) -> None:
     """Guarantee: every checkpoint on disk is complete; resuming ends as an uninterrupted run."""
-    from pretrain import PretrainConfig, run
+    from semprobe.pretrain import PretrainConfig, run
 
     whole = run(PretrainConfig(**{**TINY_PRETRAIN, "out": str(tmp_path / "whole")}))
     expected = torch.load(whole, weights_only=True)["state_dict"]
@@ -139,7 +139,7 @@ def test_pretraining_killed_at_random_points_resumes_to_the_same_weights(tmp_pat
 
 def test_checkpoint_write_on_a_full_disk_keeps_the_previous_one(tiny_tmpfs: Path) -> None:
     """Guarantee: a failed checkpoint write leaves the previous checkpoint intact."""
-    from pretrain.checkpoint_io import SemprobeCheckpointIO
+    from semprobe.pretrain.checkpoint_io import SemprobeCheckpointIO
     from semprobe.model import ModelSpec
 
     spec = ModelSpec("small_cnn", num_simplices=8, vocab=4)

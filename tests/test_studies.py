@@ -277,7 +277,7 @@ def test_superclasses_are_resolved_before_any_model_trains(tmp_path: Path) -> No
 @pytest.mark.parametrize("name", ["cifar100_real_cpu.toml", "cifar100_real_gpu.toml"])
 def test_shipped_study_files_are_valid(name: str) -> None:
     """Their options must not fail only hours (or a GPU) later."""
-    from pretrain.config import PretrainConfig
+    from semprobe.pretrain.config import PretrainConfig
 
     study, _ = load_study(Path(__file__).resolve().parents[1] / "studies" / name)
     assert study.relevance.superclass_sources == ["coarse", "wordnet"]
