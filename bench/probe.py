@@ -278,7 +278,9 @@ def _child_fit(path: Path, labels_path: Path, epochs: int, device: str) -> dict[
     import torch
     from sklearn.exceptions import ConvergenceWarning
 
-    from semprobe.probe import SparseLogisticProbe, _feature_stats, _RowStream
+    from semprobe.probe import SparseLogisticProbe
+    from semprobe.probe.stats import feature_stats
+    from semprobe.probe.stream import RowStream
 
     X = np.load(path, mmap_mode="r")
     y = np.load(labels_path)
@@ -286,7 +288,7 @@ def _child_fit(path: Path, labels_path: Path, epochs: int, device: str) -> dict[
     # One pass that only reads and converts: the floor of any pass, and the statistics pass
     # that fit makes before its objective passes.
     start = time.perf_counter()
-    _feature_stats(_RowStream(X, None, probe.batch_size, torch.device(device)), center=True)
+    feature_stats(RowStream(X, None, probe.batch_size, torch.device(device)), center=True)
     read_pass_s = time.perf_counter() - start
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 from semprobe.errors import SemprobeError
+from semprobe.memmap import mapped_rows
 from semprobe.probe import (
     DEFAULT_L1_GRID,
     ProbeError,
@@ -22,6 +23,7 @@ from semprobe.probe import (
     sklearn_C,
     top_k_accuracy,
 )
+from semprobe.probe.stream import RowStream, file_layout
 from semprobe.sem import sem_softmax
 
 L_SIMPLICES, VOCAB, N_CLASSES = 20, 10, 10
@@ -395,3 +397,24 @@ def test_n_threads_is_applied_and_restored(data, monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     reference = SparseLogisticProbe(l1=1e-3).fit(X, y)
     np.testing.assert_allclose(probe.coef_, reference.coef_, atol=1e-5)
+
+
+def test_file_layout_is_the_mapped_rows_of_a_2d_memmap(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    X = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np.save(path, X)
+    mm = np.load(path, mmap_mode="r")
+    rows = mapped_rows(mm)
+    assert rows is not None
+    assert file_layout(mm) == (rows.filename, rows.file_offset) == (str(path), 128)
+    assert file_layout(mm[2:]) == (str(path), 128 + 2 * 16)
+    # A view without a simple layout, a copy-on-write map, 1-D rows and memory: no file.
+    assert file_layout(mm[:, ::2]) is None
+    assert file_layout(np.load(path, mmap_mode="c")) is None
+    assert file_layout(mm.reshape(-1)) is None
+    assert file_layout(X) is None
+    # A sorted subset read from the file is the same as indexing the array.
+    picked = np.array([0, 3, 4, 9])
+    stream = RowStream(mm, picked, 3, torch.device("cpu"))
+    got = np.concatenate([block.numpy().copy() for _, _, block in stream])
+    np.testing.assert_array_equal(got, X[picked])
