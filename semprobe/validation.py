@@ -33,11 +33,12 @@ def check_tau(tau: Any) -> float:
     return value
 
 
-def check_taus(taus: Any) -> list[float]:
+def check_taus(taus: Any, *, empty_message: str = "give at least one tau, got none") -> list[float]:
     """A non-empty list of distinct valid temperatures, in the given order.
 
     A single number is taken as a list of one. A tau given twice is an error (it is a typo more
-    often than an intention, and would silently repeat a whole analysis).
+    often than an intention, and would silently repeat a whole analysis). ``empty_message`` is
+    the error for an empty list.
 
     Examples
     --------
@@ -48,7 +49,7 @@ def check_taus(taus: Any) -> list[float]:
         taus = [taus]
     values = list(taus)
     if not values:
-        raise SemprobeError("give at least one tau, got none")
+        raise SemprobeError(empty_message)
     checked = [check_tau(t) for t in values]
     seen: set[float] = set()
     for raw, value in zip(values, checked, strict=True):
@@ -58,21 +59,43 @@ def check_taus(taus: Any) -> list[float]:
     return checked
 
 
-def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """``value`` as an int, or an error naming ``name`` unless it is an integer >= ``minimum``."""
+def check_int(
+    name: str,
+    value: Any,
+    *,
+    minimum: int = 1,
+    expected: str | None = None,
+    error: type[SemprobeError] = SemprobeError,
+) -> int:
+    """``value`` as an int, or an error naming ``name`` unless it is an integer >= ``minimum``.
+
+    ``expected`` words the error (``"{name} must be {expected}, got ..."``); default
+    ``"an integer >= {minimum}"``. ``error`` is the :class:`SemprobeError` subclass raised.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise SemprobeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        wanted = f"an integer >= {minimum}" if expected is None else expected
+        raise error(f"{name} must be {wanted}, got {value!r}")
     return int(value)
 
 
-def check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> float:
-    """``value`` as a float, or an error unless finite and >= ``minimum`` (> with ``strict``)."""
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float,
+    strict: bool = False,
+    error: type[SemprobeError] = SemprobeError,
+) -> float:
+    """``value`` as a float, or an error unless finite and >= ``minimum`` (> with ``strict``).
+
+    ``error`` is the :class:`SemprobeError` subclass raised.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SemprobeError(f"{name} must be a number, got {value!r}")
+        raise error(f"{name} must be a number, got {value!r}")
     out = float(value)
     if not math.isfinite(out) or out < minimum or (strict and out == minimum):
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise SemprobeError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise error(f"{name} must be a finite number {bound}, got {value!r}")
     return out
 
 
