@@ -21,7 +21,7 @@ from semprobe.graph import FeatureCategoryGraph
 def _wordnet_labeller(class_names: Sequence[str]):
     """A function categories -> (label, depth) using WordNet, or None when it cannot apply."""
     try:
-        from semprobe.taxonomy import class_synsets, concept_label
+        from semprobe.wordnet import class_synsets, concept_label
 
         class_synsets(list(class_names))  # every class must resolve, or we do not use WordNet
     except (SemprobeError, ImportError, LookupError):

@@ -166,7 +166,7 @@ def _open_cifar(name: str, split: str, root: Path | None, download: bool) -> Lab
         raise DatasetError(f"could not download {name} into {folder}: {exc}") from None
     superclass_of = None
     if name == "cifar100":
-        from semprobe.taxonomy import cifar100_coarse
+        from semprobe.wordnet import cifar100_coarse
 
         superclass_of = cifar100_coarse()
     return LabeledImages(
@@ -190,7 +190,7 @@ def _open_imagefolder(path: str, split: str) -> LabeledImages:
     superclass_of = None
     csv_path = root / "superclasses.csv"
     if csv_path.exists():
-        from semprobe.taxonomy import read_superclass_csv
+        from semprobe.wordnet import read_superclass_csv
 
         superclass_of = read_superclass_csv(csv_path, ds.classes)
     samples = ds.samples

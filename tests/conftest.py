@@ -85,7 +85,7 @@ WORDNET_SOURCE = Path("/usr/share/wordnet")
 @pytest.fixture(scope="session")
 def wordnet_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """NLTK's WordNet built from Debian's WordNet 3.0 into a temporary NLTK data folder."""
-    from semprobe.taxonomy import setup_wordnet
+    from semprobe.wordnet import setup_wordnet
 
     if not (WORDNET_SOURCE / "data.noun").is_file():
         pytest.skip("WordNet 3.0 not installed (Debian packages wordnet-base, wordnet-sense-index)")

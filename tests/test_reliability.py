@@ -139,8 +139,8 @@ def test_pretraining_killed_at_random_points_resumes_to_the_same_weights(tmp_pat
 
 def test_checkpoint_write_on_a_full_disk_keeps_the_previous_one(tiny_tmpfs: Path) -> None:
     """Guarantee: a failed checkpoint write leaves the previous checkpoint intact."""
-    from semprobe.pretrain.checkpoint_io import SemprobeCheckpointIO
     from semprobe.model import ModelSpec
+    from semprobe.pretrain.checkpoint_io import SemprobeCheckpointIO
 
     spec = ModelSpec("small_cnn", num_simplices=8, vocab=4)
     io = SemprobeCheckpointIO(spec, {})
@@ -160,7 +160,7 @@ def test_checkpoint_write_on_a_full_disk_keeps_the_previous_one(tiny_tmpfs: Path
 
 def test_relevance_into_a_read_only_directory(read_only_dir: Path, tmp_path: Path) -> None:
     from semprobe.analysis import RelevanceSettings
-    from semprobe.pipeline import ExtractionOptions
+    from semprobe.extraction import ExtractionOptions
     from semprobe.studies import run_relevance
 
     ckpt = save_tiny(tmp_path / "m.pt")
@@ -175,7 +175,7 @@ def test_superclass_csv_parsing_never_crashes(
     tmp_path_factory: pytest.TempPathFactory, text: str
 ) -> None:
     """Fuzzed CSV: a mapping for every class, or one SemprobeError; never anything else."""
-    from semprobe.taxonomy import read_superclass_csv
+    from semprobe.wordnet import read_superclass_csv
 
     path = tmp_path_factory.mktemp("csv") / "s.csv"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
@@ -193,7 +193,7 @@ def test_superclass_csv_parsing_never_crashes(
 @given(st.text(max_size=60))
 def test_dataset_and_source_names_never_crash(name: str) -> None:
     from semprobe.data import open_dataset
-    from semprobe.taxonomy import parse_superclass_source
+    from semprobe.wordnet import parse_superclass_source
 
     for parse in (lambda n: parse_superclass_source(n), lambda n: open_dataset(n, "test")):
         with contextlib.suppress(SemprobeError):

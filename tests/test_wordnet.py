@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 from semprobe.errors import SemprobeError
-from semprobe.taxonomy import (
+from semprobe.wordnet import (
     CIFAR10_CLASSES,
-    CURATED_SYNSETS,
     DEFAULT_WORDNET_DEPTH,
     LEXNAMES,
     SuperclassSource,
     cifar100_coarse,
     class_synsets,
     concept_label,
+    curated_synsets,
     get_wordnet,
     grouping_report,
     parse_superclass_source,
@@ -152,6 +152,25 @@ def test_lexnames_agree_with_the_database(wordnet_built: tuple[Path, str]) -> No
     assert used == set(range(45))
 
 
+def test_a_build_that_does_not_load_keeps_the_old_directory(tmp_path: Path) -> None:
+    if not (WORDNET_SOURCE / "data.noun").is_file():
+        pytest.skip(f"WordNet 3.0 database not found at {WORDNET_SOURCE}")
+    source = tmp_path / "source"
+    source.mkdir()
+    for path in WORDNET_SOURCE.iterdir():
+        (source / path.name).symlink_to(path)
+    (source / "index.sense").unlink()
+    (source / "index.sense").write_text("", encoding="utf-8")  # present but truncated
+    corpora = tmp_path / "nltk_data" / "corpora"
+    (corpora / "wordnet").mkdir(parents=True)
+    (corpora / "wordnet" / "data.noun").write_text("old\n", encoding="utf-8")
+    with pytest.raises(SemprobeError, match=r"does not load: .*truncated index\.sense"):
+        setup_wordnet(tmp_path / "nltk_data", source=source, allow_download=False)
+    # The old directory is still in place, and no temporary build is left beside it.
+    assert (corpora / "wordnet" / "data.noun").read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in corpora.iterdir()) == ["wordnet"]
+
+
 def test_setup_without_source_or_download_fails_cleanly(tmp_path: Path) -> None:
     import nltk
 
@@ -173,13 +192,13 @@ def test_setup_refuses_to_hide_behind_a_damaged_zip(tmp_path: Path) -> None:
 
 
 def test_default_target_follows_nltk_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from semprobe import taxonomy
+    from semprobe.wordnet import install
 
     monkeypatch.setenv("NLTK_DATA", f"{os.pathsep}{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
-    assert taxonomy._default_nltk_target() == tmp_path / "a"
+    assert install._default_nltk_target() == tmp_path / "a"
     monkeypatch.delenv("NLTK_DATA")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert taxonomy._default_nltk_target() == tmp_path / "nltk_data"
+    assert install._default_nltk_target() == tmp_path / "nltk_data"
 
 
 def test_get_wordnet_without_a_corpus_says_how_to_set_it_up(tmp_path: Path) -> None:
@@ -192,7 +211,7 @@ def test_get_wordnet_without_a_corpus_says_how_to_set_it_up(tmp_path: Path) -> N
             print("FOUND")
         except LookupError:
             from semprobe.errors import SemprobeError
-            from semprobe.taxonomy import get_wordnet, wordnet_available
+            from semprobe.wordnet import get_wordnet, wordnet_available
             print(wordnet_available())
             try:
                 get_wordnet()
@@ -308,14 +327,29 @@ def test_read_superclass_csv_errors(tmp_path: Path) -> None:
 
 
 def test_superclasses_from_source(tmp_path: Path) -> None:
-    assert superclasses_from_source("coarse", ["oak_tree", "bus"]) == {
+    own = cifar100_coarse()
+    assert superclasses_from_source("coarse", ["oak_tree", "bus"], dataset_superclasses=own) == {
         "oak_tree": "trees",
         "bus": "vehicles_1",
     }
     with pytest.raises(SemprobeError, match="dragon"):
-        superclasses_from_source("coarse", ["oak_tree", "dragon"])
+        superclasses_from_source("coarse", ["oak_tree", "dragon"], dataset_superclasses=own)
     csv_path = _write(tmp_path / "g.csv", "class,superclass\noak_tree,plant\n")
     assert superclasses_from_source(f"file:{csv_path}", ["oak_tree"]) == {"oak_tree": "plant"}
+
+
+def test_coarse_is_the_datasets_own_table() -> None:
+    """``coarse`` never falls back on CIFAR-100's table: a dataset without one is named."""
+    own = {"disk": "round", "ring": "round", "square": "angular"}
+    assert superclasses_from_source("coarse", ["ring", "square"], dataset_superclasses=own) == {
+        "ring": "round",
+        "square": "angular",
+    }
+    with pytest.raises(SemprobeError, match="dataset 'cifar10' has no coarse superclasses") as err:
+        superclasses_from_source("coarse", list(CIFAR10_CLASSES), dataset="cifar10")
+    assert "\n" not in str(err.value)
+    with pytest.raises(SemprobeError, match="this dataset has no coarse superclasses"):
+        superclasses_from_source("coarse", ["oak_tree"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,7 +359,7 @@ def test_superclasses_from_source(tmp_path: Path) -> None:
 
 def test_every_cifar_class_resolves_to_a_noun_synset(wn: Any) -> None:
     names = [*cifar100_coarse(), *CIFAR10_CLASSES]
-    assert set(names) <= set(CURATED_SYNSETS)
+    assert set(names) <= set(curated_synsets())
     synsets = class_synsets(names)
     assert list(synsets) == names
     assert all(s.pos() == "n" for s in synsets.values())
