@@ -1,9 +1,11 @@
 """Numbers behind the dashboard's views, as plain functions of arrays (no Streamlit).
 
 Everything that depends on the SEM temperature is recomputed from the cached pre-softmax logits
-with :func:`semprobe.sem.sem_softmax` / :func:`semprobe.sem.simplex_entropy`, so any tau can be
-shown, not only the ones an analysis wrote. A simplex only needs its own V columns of the logits,
-which keeps a simplex switch cheap even for L = 5000.
+with :func:`semprobe.sem.sem_softmax` and :func:`semprobe.entropy.entropy_report`, so any tau can
+be shown, not only the ones an analysis wrote. A simplex only needs its own V columns of the
+logits, which keeps a simplex switch cheap even for L = 5000. Graphs, 2-neighbours and relevance
+come from :mod:`semprobe.graph` and :mod:`semprobe.relevance`; what is here only arranges their
+results for the views.
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from semprobe.entropy import entropy_report
 from semprobe.errors import SemprobeError
-from semprobe.graph import FeatureCategoryGraph, top_k_graph, two_neighbours
-from semprobe.relevance import relevance
-from semprobe.sem import sem_softmax, simplex_entropy
-
-# Logit elements per chunk when streaming every simplex (16 MiB of float32).
-_CHUNK_ELEMS = 1 << 22
+from semprobe.graph import FeatureCategoryGraph, two_neighbours
+from semprobe.sem import sem_softmax
 
 _THREADS_LOCK = threading.Lock()
 
@@ -134,19 +133,20 @@ def simplex_view(
     vocab: int,
     tau: float,
     top: int = 8,
-    bins: int = 30,
+    bins: int = 32,
 ) -> SimplexView:
     """Activations, top images, class means and entropy of one simplex at ``tau``.
 
     Vertices are ranked by their SEM activation at ``tau``; at small tau many samples saturate
     at 1.0, so ties are broken by the logit margin over the simplex's other vertices, then by
-    sample index.
+    sample index. The entropy statistics are :func:`semprobe.entropy.entropy_report`'s on the
+    simplex's columns (``bins`` dividing its 256 quantile bins costs no extra pass).
     """
     z = simplex_columns(logits, simplex, vocab)
-    tensor = torch.from_numpy(z)
     with single_thread():
-        probs = sem_softmax(tensor, 1, vocab, tau).numpy()
-        entropy = simplex_entropy(tensor, 1, vocab, tau)[:, 0].numpy().astype(np.float64)
+        probs = sem_softmax(torch.from_numpy(z), 1, vocab, tau).numpy()
+        # One worker: for N x V values a thread pool costs more than it saves.
+        report = entropy_report(z, 1, vocab, [tau], bins=bins, num_threads=1)
     n = z.shape[0]
     top = min(top, n)
     # Margin of vertex v over the best other vertex: the runner-up where v is the maximum.
@@ -164,153 +164,19 @@ def simplex_view(
     class_means = np.stack(
         [np.bincount(labels, weights=probs[:, v], minlength=n_classes) for v in range(vocab)]
     ) / np.maximum(counts, 1.0)
-    edges = np.linspace(0.0, math.log(vocab) if vocab > 1 else 1.0, bins + 1)
-    hist, _ = np.histogram(np.clip(entropy, edges[0], edges[-1]), bins=edges)
+    hist = report.histogram
     return SimplexView(
         simplex=simplex,
         tau=tau,
         vocab=vocab,
-        mean_entropy=float(entropy.mean()),
+        mean_entropy=float(report.summary["mean"].iloc[0]),
         top_images=top_images,
         top_values=top_values.astype(np.float64),
         class_means=class_means,
         vertex_means=probs.mean(axis=0).astype(np.float64),
-        hist_counts=hist.astype(np.int64),
-        hist_edges=edges,
+        hist_counts=hist["count"].to_numpy(dtype=np.int64),
+        hist_edges=np.append(hist["bin_left"].to_numpy(), hist["bin_right"].iloc[-1]),
     )
-
-
-@dataclass(frozen=True)
-class LiveEntropy:
-    """Entropy tables computed from the logits, with the columns of an ``EntropyReport``."""
-
-    per_simplex: pd.DataFrame  # tau, simplex, mean, std, mean_norm
-    histogram: pd.DataFrame  # tau, bin_left, bin_right, count
-    per_class: pd.DataFrame  # tau, class, mean, n_samples
-    per_superclass: pd.DataFrame  # tau, superclass, mean, n_samples
-    summary: pd.DataFrame  # tau, mean, std, mean_norm, frac_one_hot, frac_uniform
-
-
-def live_entropy(
-    logits: np.ndarray,
-    num_simplices: int,
-    vocab: int,
-    taus: Sequence[float],
-    labels: np.ndarray | None = None,
-    class_names: Sequence[str] | None = None,
-    superclass_of: dict[str, str] | None = None,
-    bins: int = 40,
-    eps: float = 0.05,
-) -> LiveEntropy:
-    """Per-simplex, histogram, per-class and per-superclass entropy at each tau.
-
-    The logits are read in chunks of rows, every tau from the same chunk, so memory stays at one
-    chunk whatever N and L*V are.
-    """
-    n, width = logits.shape
-    if width != num_simplices * vocab:
-        raise SemprobeError(f"logits have {width} columns, not L*V = {num_simplices}*{vocab}")
-    log_v = math.log(vocab) if vocab > 1 else 1.0
-    edges = np.linspace(0.0, log_v, bins + 1)
-    n_classes = len(class_names) if class_names is not None else 0
-    if labels is not None and n_classes == 0:
-        n_classes = int(labels.max()) + 1
-    rows = max(1, _CHUNK_ELEMS // max(width, 1))
-    t_count = len(taus)
-    s1 = np.zeros((t_count, num_simplices))
-    s2 = np.zeros((t_count, num_simplices))
-    hist = np.zeros((t_count, bins), dtype=np.int64)
-    class_sum = np.zeros((t_count, max(n_classes, 1)))
-    one_hot = np.zeros(t_count, dtype=np.int64)
-    uniform = np.zeros(t_count, dtype=np.int64)
-    for start in range(0, n, rows):
-        chunk = torch.from_numpy(np.array(logits[start : start + rows], dtype=np.float32))
-        for t, tau in enumerate(taus):
-            h = simplex_entropy(chunk, num_simplices, vocab, tau).numpy().astype(np.float64)
-            s1[t] += h.sum(axis=0)
-            s2[t] += np.square(h).sum(axis=0)
-            hist[t] += np.histogram(np.clip(h, 0.0, log_v), bins=edges)[0]
-            one_hot[t] += int(np.count_nonzero(h < eps))
-            uniform[t] += int(np.count_nonzero(h > log_v - eps))
-            if labels is not None:
-                class_sum[t] += np.bincount(
-                    labels[start : start + rows], weights=h.mean(axis=1), minlength=n_classes
-                )
-    mean = s1 / n
-    std = np.sqrt(np.maximum(s2 / n - np.square(mean), 0.0))
-    tau_col = np.repeat(np.asarray(taus, dtype=np.float64), num_simplices)
-    per_simplex = pd.DataFrame(
-        {
-            "tau": tau_col,
-            "simplex": np.tile(np.arange(num_simplices), t_count),
-            "mean": mean.reshape(-1),
-            "std": std.reshape(-1),
-            "mean_norm": mean.reshape(-1) / log_v,
-        }
-    )
-    histogram = pd.DataFrame(
-        {
-            "tau": np.repeat(np.asarray(taus, dtype=np.float64), bins),
-            "bin_left": np.tile(edges[:-1], t_count),
-            "bin_right": np.tile(edges[1:], t_count),
-            "count": hist.reshape(-1),
-        }
-    )
-    per_class, per_superclass = _class_tables(taus, class_sum, labels, class_names, superclass_of)
-    total = n * num_simplices
-    summary = pd.DataFrame(
-        {
-            "tau": np.asarray(taus, dtype=np.float64),
-            "mean": s1.sum(axis=1) / total,
-            "std": np.sqrt(
-                np.maximum(s2.sum(axis=1) / total - np.square(s1.sum(axis=1) / total), 0)
-            ),
-            "mean_norm": s1.sum(axis=1) / total / log_v,
-            "frac_one_hot": one_hot / total,
-            "frac_uniform": uniform / total,
-        }
-    )
-    return LiveEntropy(per_simplex, histogram, per_class, per_superclass, summary)
-
-
-def _class_tables(
-    taus: Sequence[float],
-    class_sum: np.ndarray,
-    labels: np.ndarray | None,
-    class_names: Sequence[str] | None,
-    superclass_of: dict[str, str] | None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    columns = ["tau", "class", "mean", "n_samples"]
-    if labels is None:
-        return pd.DataFrame(columns=columns), pd.DataFrame(
-            columns=["tau", "superclass", "mean", "n_samples"]
-        )
-    n_classes = class_sum.shape[1]
-    counts = np.bincount(labels, minlength=n_classes)
-    names = list(class_names) if class_names else [str(c) for c in range(n_classes)]
-    present = np.flatnonzero(counts)
-    frames = []
-    for t, tau in enumerate(taus):
-        frames.append(
-            pd.DataFrame(
-                {
-                    "tau": float(tau),
-                    "class": [names[c] for c in present],
-                    "mean": class_sum[t, present] / counts[present],
-                    "n_samples": counts[present],
-                }
-            )
-        )
-    per_class = pd.concat(frames, ignore_index=True)
-    if not superclass_of:
-        return per_class, pd.DataFrame(columns=["tau", "superclass", "mean", "n_samples"])
-    work = per_class.assign(
-        superclass=per_class["class"].map(superclass_of),
-        weighted=per_class["mean"] * per_class["n_samples"],
-    )
-    grouped = work.groupby(["tau", "superclass"], sort=True)[["weighted", "n_samples"]].sum()
-    per_superclass = grouped.assign(mean=grouped["weighted"] / grouped["n_samples"]).reset_index()
-    return per_class, per_superclass[["tau", "superclass", "mean", "n_samples"]]
 
 
 def weight_mass(coef: np.ndarray, num_simplices: int, vocab: int) -> np.ndarray:
@@ -322,18 +188,21 @@ def weight_mass(coef: np.ndarray, num_simplices: int, vocab: int) -> np.ndarray:
     return np.abs(coef).reshape(coef.shape[0], num_simplices, vocab).sum(axis=(0, 2))
 
 
-def relevance_contribution(concepts: pd.DataFrame | None, num_simplices: int) -> pd.DataFrame:
-    """Per simplex: vertices kept in W_K and, of those, vertices coherent in one superclass."""
+def relevance_contribution(simplices: pd.DataFrame | None, num_simplices: int) -> pd.DataFrame:
+    """Per simplex: vertices kept in W_K and, of those, vertices coherent in one superclass.
+
+    ``simplices`` is the run's ``simplex_concepts.csv`` (:func:`semprobe.concepts.simplex_concepts`,
+    which lists only simplices with a kept vertex); the others get zeros.
+    """
+    table = pd.DataFrame({"simplex": np.arange(num_simplices)})
     kept = np.zeros(num_simplices, dtype=np.int64)
-    coherent = np.zeros(num_simplices, dtype=np.int64)
-    if concepts is not None and len(concepts) and "simplex" in concepts:
-        sem = concepts[(concepts["simplex"] >= 0) & (concepts["simplex"] < num_simplices)]
-        simplex = sem["simplex"].to_numpy(dtype=np.int64)
-        kept = np.bincount(simplex, minlength=num_simplices)
-        coherent = np.bincount(
-            simplex, weights=sem["coherent"].astype(bool).to_numpy(), minlength=num_simplices
-        ).astype(np.int64)
-    return pd.DataFrame({"simplex": np.arange(num_simplices), "kept": kept, "coherent": coherent})
+    coherence = np.zeros(num_simplices, dtype=np.int64)
+    if simplices is not None and len(simplices) and "simplex" in simplices:
+        rows = simplices[(simplices["simplex"] >= 0) & (simplices["simplex"] < num_simplices)]
+        index = rows["simplex"].to_numpy(dtype=np.int64)
+        kept[index] = rows["n_vertices_kept"].to_numpy(dtype=np.int64)
+        coherence[index] = rows["coherence"].to_numpy(dtype=np.int64)
+    return table.assign(n_vertices_kept=kept, coherence=coherence)
 
 
 def simplex_order(
@@ -352,28 +221,15 @@ def simplex_order(
     if by == "probe weight mass" and mass is not None:
         return np.lexsort((index, -mass))
     if by == "relevance contribution" and contribution is not None:
+        # The order of simplex_concepts.csv: most coherent first, then most vertices kept.
         return np.lexsort(
-            (index, -contribution["kept"].to_numpy(), -contribution["coherent"].to_numpy())
+            (
+                index,
+                -contribution["n_vertices_kept"].to_numpy(),
+                -contribution["coherence"].to_numpy(),
+            )
         )
     raise SemprobeError(f"cannot order simplices by {by!r} for this model")
-
-
-def graph_at_k(coef: np.ndarray, k: int, rule: str = "category") -> FeatureCategoryGraph:
-    """W_K recomputed from the probe weights."""
-    return top_k_graph(coef, k, rule="feature" if rule == "feature" else "category")
-
-
-def relevance_at_k(
-    graph: FeatureCategoryGraph, superclasses: Sequence[str], multiplicity: bool = False
-) -> float:
-    """Mean superclass relevance of ``graph`` (NaN when every category is isolated)."""
-    counts = two_neighbours(graph, multiplicity=multiplicity)
-    return float(relevance(counts, list(superclasses), multiplicity=multiplicity).mean)
-
-
-def isolated_categories(graph: FeatureCategoryGraph) -> int:
-    """Categories without any 2-neighbour in ``graph``."""
-    return int(np.count_nonzero(two_neighbours(graph).sum(axis=1) == 0))
 
 
 def neighbours_table(

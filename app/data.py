@@ -13,7 +13,6 @@ that names the file; the dashboard shows them with ``st.error``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,16 +22,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from semprobe.app import compute
+from semprobe.entropy import EntropyReport, entropy_report
 from semprobe.errors import SemprobeError
-from semprobe.graph import FeatureCategoryGraph, sem_feature_name
+from semprobe.graph import FeatureCategoryGraph, sem_feature_name, top_k_graph, two_neighbours
+from semprobe.relevance import RelevanceResult, relevance
 from semprobe.rundir import RUN_FILE, Run
+from semprobe.validation import check_class_indices, check_int, check_tau
 
 #: Environment variable with run directories to open (separated by ``os.pathsep``).
 RUNS_ENV = "SEMPROBE_RUNS"
 
 DASHBOARD_SCRIPT = Path(__file__).with_name("dashboard.py")
+
+#: The tables of an ``EntropyReport``, as written by :meth:`EntropyReport.to_dir`.
+ENTROPY_TABLES = tuple(f.name for f in dataclasses.fields(EntropyReport) if f.name != "meta")
+
+# Worker threads of the entropy analysis, fixed at import: torch's own setting is process-wide
+# and briefly 1 while another session computes a simplex (see compute.single_thread).
+_ENTROPY_THREADS = torch.get_num_threads()
 
 
 def requested_runs(
@@ -146,13 +156,12 @@ class ModelData:
 def _check_spec(spec: Any, where: str) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise SemprobeError(f"{where} has no model spec")
-    for key in ("num_simplices", "vocab"):
-        value = spec.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SemprobeError(f"{where}: {key} must be a non-negative integer, got {value!r}")
-    tau = spec.get("tau", 1.0)
-    if not isinstance(tau, int | float) or not math.isfinite(tau) or tau <= 0:
-        raise SemprobeError(f"{where}: tau must be a positive number, got {tau!r}")
+    try:
+        for key in ("num_simplices", "vocab"):
+            check_int(key, spec.get(key, 0), minimum=0)
+        check_tau(spec.get("tau", 1.0))
+    except SemprobeError as exc:
+        raise SemprobeError(f"{where}: {exc}") from None
     return spec
 
 
@@ -180,15 +189,14 @@ def model_data(run_path: str, stamp: str, run_label: str, name: str) -> ModelDat
 def labels(run_path: str, stamp: str) -> np.ndarray:
     """Test-split labels, checked against the class names; read-only."""
     run = _open_run(run_path, stamp)
-    array = run.load_array("labels.npy")
+    array = run.labels()
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise SemprobeError(f"{run.root}/labels.npy must be a 1-D integer array")
-    out = np.array(array, dtype=np.int64)
-    n_classes = len(run.class_names)
-    if out.size and (out.min() < 0 or out.max() >= max(n_classes, 1)):
-        raise SemprobeError(
-            f"{run.root}/labels.npy has labels outside the {n_classes} classes of classes.json"
-        )
+    try:
+        checked, _ = check_class_indices(array, len(array), run.class_names)
+    except SemprobeError as exc:
+        raise SemprobeError(f"{run.root}/labels.npy does not match classes.json: {exc}") from None
+    out = np.array(checked, dtype=np.int64)
     out.setflags(write=False)
     return out
 
@@ -319,35 +327,31 @@ def simplex_view(
 
 
 @st.cache_data(show_spinner="Computing the entropy of every simplex...", max_entries=64)
-def entropy_tables(
-    run_path: str, stamp: str, name: str, taus: tuple[float, ...]
-) -> compute.LiveEntropy:
-    """Entropy tables computed live from the logits at ``taus``."""
+def entropy_at(run_path: str, stamp: str, name: str, taus: tuple[float, ...]) -> EntropyReport:
+    """:func:`semprobe.entropy.entropy_report` of the model's test logits at ``taus``."""
     model = _model(run_path, stamp, name)
     run = _open_run(run_path, stamp)
-    return compute.live_entropy(
+    return entropy_report(
         logits(run_path, stamp, name),
         model.num_simplices,
         model.vocab,
         list(taus),
         labels=labels(run_path, stamp),
         class_names=run.class_names,
-        superclass_of=dict(zip(run.class_names, superclasses(run), strict=True)),
+        superclass_of=superclasses(run),
+        num_threads=_ENTROPY_THREADS,
     )
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def simplex_entropy_means(run_path: str, stamp: str, name: str, tau: float) -> np.ndarray:
     """Mean entropy of every simplex at ``tau``."""
-    frame = entropy_tables(run_path, stamp, name, (tau,)).per_simplex
+    frame = entropy_at(run_path, stamp, name, (tau,)).per_simplex
     return frame.sort_values("simplex")["mean"].to_numpy()
 
 
-ENTROPY_TABLES = ("per_simplex", "histogram", "per_class", "per_superclass", "summary")
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
-def entropy_report(run_path: str, stamp: str, name: str) -> Any | None:
+def saved_entropy_report(run_path: str, stamp: str, name: str) -> EntropyReport | None:
     """The model's precomputed ``EntropyReport`` (``<model>/entropy/``), or None."""
     run = _open_run(run_path, stamp)
     folder = run.path_of(f"{name}/entropy", must_exist=False)
@@ -357,37 +361,35 @@ def entropy_report(run_path: str, stamp: str, name: str) -> Any | None:
     for table_name in ENTROPY_TABLES:
         run.path_of(f"{name}/entropy/{table_name}.parquet")
     run.path_of(f"{name}/entropy/meta.json")
-    try:
-        from semprobe.entropy import EntropyReport
-    except ImportError:
-        return None
     return EntropyReport.from_dir(folder)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def graph(run_path: str, stamp: str, name: str, k: int, rule: str) -> FeatureCategoryGraph:
     """W_K at ``k`` from the model's probe (immutable, shared)."""
-    return compute.graph_at_k(probe(run_path, stamp, name).coef, k, rule)
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def relevance_at_k(run_path: str, stamp: str, name: str, k: int, rule: str) -> float:
-    """Mean superclass relevance of W_K at ``k`` (no null model: that is in curve.csv)."""
-    run = _open_run(run_path, stamp)
-    model = _model(run_path, stamp, name)
-    return compute.relevance_at_k(
-        graph(run_path, stamp, name, k, rule),
-        superclasses(run),
-        multiplicity=bool(model.setting("multiplicity", False)),
+    return top_k_graph(
+        probe(run_path, stamp, name).coef, k, rule="feature" if rule == "feature" else "category"
     )
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def relevance_at_k(run_path: str, stamp: str, name: str, k: int, rule: str) -> RelevanceResult:
+    """Superclass relevance of W_K at ``k`` (no null model: that is in curve.csv).
+
+    Its ``mean`` is NaN when every category is isolated; immutable, shared.
+    """
+    run = _open_run(run_path, stamp)
+    multiplicity = bool(_model(run_path, stamp, name).setting("multiplicity", False))
+    counts = two_neighbours(graph(run_path, stamp, name, k, rule), multiplicity=multiplicity)
+    return relevance(counts, superclasses(run), multiplicity=multiplicity)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def simplex_scores(run_path: str, stamp: str, name: str) -> pd.DataFrame:
-    """Per simplex: probe weight mass, vertices kept in W_K and coherent vertices."""
+    """Per simplex: vertices kept in W_K, coherent vertices and probe weight mass."""
     model = _model(run_path, stamp, name)
     scores = compute.relevance_contribution(
-        table(run_path, stamp, name, "relevance/feature_concepts.csv"), model.num_simplices
+        table(run_path, stamp, name, "relevance/simplex_concepts.csv"), model.num_simplices
     )
     try:
         coef = probe(run_path, stamp, name).coef

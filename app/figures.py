@@ -140,20 +140,13 @@ def entropy_histogram_spec(log_v: float, height: int = 220) -> dict[str, Any]:
     }
 
 
-def bipartite_figure(
-    graph: FeatureCategoryGraph,
-    class_names: Sequence[str],
-    superclasses: Sequence[str],
-    feature_names: Sequence[str],
-    highlight: int | None = None,
-    height: int = 700,
-    legend: bool = True,
-) -> go.Figure:
-    """W_K drawn as two columns: categories (left, grouped by superclass) and features (right).
+def _layout(
+    graph: FeatureCategoryGraph, class_names: Sequence[str], superclasses: Sequence[str]
+) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """Category order and heights; the features with an edge and the height of every feature.
 
     A feature sits at the mean height of its categories, so features whose categories share a
-    superclass land beside that superclass's block. The edges of ``highlight`` (a category) and
-    of its 2-neighbours are drawn on top.
+    superclass land beside that superclass's block.
     """
     n_cat = graph.n_categories
     cat_order = sorted(range(n_cat), key=lambda c: (superclasses[c], class_names[c]))
@@ -161,8 +154,7 @@ def bipartite_figure(
     cat_y[cat_order] = np.arange(n_cat)[::-1]
     feats = np.unique(graph.feature)
     sums = np.bincount(graph.feature, weights=cat_y[graph.category], minlength=graph.n_features)
-    degree = graph.feature_degree()
-    raw_y = sums[feats] / np.maximum(degree[feats], 1)
+    raw_y = sums[feats] / np.maximum(graph.feature_degree()[feats], 1)
     # Spread features over the same height as the categories, keeping their order.
     rank = np.argsort(np.argsort(raw_y, kind="stable"), kind="stable")
     feat_y = np.zeros(graph.n_features)
@@ -170,46 +162,37 @@ def bipartite_figure(
         feat_y[feats] = rank * (n_cat - 1) / (len(feats) - 1)
     elif len(feats) == 1:
         feat_y[feats] = (n_cat - 1) / 2
+    return cat_order, cat_y, feats, feat_y
 
-    def edges(keep: set[int] | None) -> tuple[list[float | None], list[float | None]]:
-        """Line segments (category -> feature, None-separated) of the edges to kept features."""
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        for c, f in zip(graph.category.tolist(), graph.feature.tolist(), strict=True):
-            if keep is None or f in keep:
-                xs.extend((0.0, 1.0, None))
-                ys.extend((cat_y[c], feat_y[f], None))
-        return xs, ys
 
-    fig = go.Figure()
-    xs, ys = edges(None)
-    fig.add_trace(
-        go.Scattergl(
-            x=xs,
-            y=ys,
-            mode="lines",
-            hoverinfo="skip",
-            showlegend=False,
-            line={"color": "rgba(120,120,120,0.25)", "width": 1},
-        )
-    )
-    if highlight is not None:
-        # Every edge of the highlighted category's features: its 2-neighbours' links too.
-        xs, ys = edges(set(graph.feature[graph.category == highlight].tolist()))
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                hoverinfo="skip",
-                showlegend=False,
-                line={"color": "rgba(214,39,40,0.9)", "width": 2},
-            )
-        )
-    colours = superclass_colours([superclasses[c] for c in cat_order])
-    for name, colour in colours.items():
+def _edges_trace(
+    graph: FeatureCategoryGraph,
+    cat_y: np.ndarray,
+    feat_y: np.ndarray,
+    keep: set[int] | None,
+    line: dict[str, Any],
+) -> go.Scatter | go.Scattergl:
+    """Line segments (category -> feature, None-separated) of the edges to kept features."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for c, f in zip(graph.category.tolist(), graph.feature.tolist(), strict=True):
+        if keep is None or f in keep:
+            xs.extend((0.0, 1.0, None))
+            ys.extend((cat_y[c], feat_y[f], None))
+    # Every edge at once in WebGL (there can be thousands); the highlighted few on top.
+    trace = go.Scattergl if keep is None else go.Scatter
+    return trace(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False, line=line)
+
+
+def _category_traces(
+    cat_order: list[int], cat_y: np.ndarray, class_names: Sequence[str], superclasses: Sequence[str]
+) -> list[go.Scatter]:
+    """One marker trace per superclass (its legend entry), in order of appearance."""
+    n_cat = len(cat_order)
+    traces = []
+    for name, colour in superclass_colours([superclasses[c] for c in cat_order]).items():
         members = [c for c in cat_order if superclasses[c] == name]
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=[0.0] * len(members),
                 y=cat_y[members],
@@ -223,18 +206,58 @@ def bipartite_figure(
                 legendgroup=name,
             )
         )
+    return traces
+
+
+def _feature_trace(
+    graph: FeatureCategoryGraph,
+    feats: np.ndarray,
+    feat_y: np.ndarray,
+    feature_names: Sequence[str],
+) -> go.Scatter:
+    """The features with an edge, as squares sized by their number of categories."""
+    degree = graph.feature_degree()
+    return go.Scatter(
+        x=[1.0] * len(feats),
+        y=feat_y[feats],
+        mode="markers",
+        hovertext=[f"{feature_names[f]}: {degree[f]} categories" for f in feats],
+        hoverinfo="text",
+        marker={"color": "#444", "size": 4 + 2 * np.sqrt(degree[feats]), "symbol": "square"},
+        name="features",
+    )
+
+
+def bipartite_figure(
+    graph: FeatureCategoryGraph,
+    class_names: Sequence[str],
+    superclasses: Sequence[str],
+    feature_names: Sequence[str],
+    highlight: int | None = None,
+    height: int = 700,
+    legend: bool = True,
+) -> go.Figure:
+    """W_K drawn as two columns: categories (left, grouped by superclass) and features (right).
+
+    A feature sits at the mean height of its categories. The edges of ``highlight`` (a
+    category) and of its 2-neighbours are drawn on top.
+    """
+    n_cat = graph.n_categories
+    cat_order, cat_y, feats, feat_y = _layout(graph, class_names, superclasses)
+    fig = go.Figure()
     fig.add_trace(
-        go.Scatter(
-            x=[1.0] * len(feats),
-            y=feat_y[feats],
-            mode="markers",
-            hovertext=[f"{feature_names[f]}: {degree[f]} categories" for f in feats],
-            hoverinfo="text",
-            marker={"color": "#444", "size": 4 + 2 * np.sqrt(degree[feats]), "symbol": "square"},
-            name="features",
-        )
+        _edges_trace(graph, cat_y, feat_y, None, {"color": "rgba(120,120,120,0.25)", "width": 1})
     )
     if highlight is not None:
+        # Every edge of the highlighted category's features: its 2-neighbours' links too.
+        mine = set(graph.feature[graph.category == highlight].tolist())
+        fig.add_trace(
+            _edges_trace(graph, cat_y, feat_y, mine, {"color": "rgba(214,39,40,0.9)", "width": 2})
+        )
+    fig.add_traces(_category_traces(cat_order, cat_y, class_names, superclasses))
+    fig.add_trace(_feature_trace(graph, feats, feat_y, feature_names))
+    if highlight is not None:
+        ring = {"size": 16, "color": "rgba(0,0,0,0)", "line": {"width": 3, "color": "#d62728"}}
         fig.add_trace(
             go.Scatter(
                 x=[0.0],
@@ -242,11 +265,7 @@ def bipartite_figure(
                 mode="markers",
                 hoverinfo="skip",
                 showlegend=False,
-                marker={
-                    "size": 16,
-                    "color": "rgba(0,0,0,0)",
-                    "line": {"width": 3, "color": "#d62728"},
-                },
+                marker=ring,
             )
         )
     fig.update_layout(

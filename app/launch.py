@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("dashboard.py")
+
+# What the dashboard script imports (torch among them), loaded before the server listens.
+PRELOAD = (
+    "semprobe.app.compute",
+    "semprobe.app.data",
+    "semprobe.app.figures",
+    "semprobe.app.page",
+    "semprobe.app.views.compare",
+    "semprobe.app.views.entropy",
+    "semprobe.app.views.graph",
+    "semprobe.app.views.relevance",
+    "semprobe.app.views.runs",
+    "semprobe.app.views.simplices",
+    "semprobe.plots",
+)
 
 
 def command(
@@ -20,11 +34,15 @@ def command(
 ) -> list[str]:
     """The ``streamlit run`` command line that serves the dashboard on ``run_dirs``.
 
-    With ``preload`` the server process is ``python -m semprobe.app.launch``, which imports the app's heavy
-    modules before starting Streamlit (see :func:`serve`); otherwise ``python -m streamlit``.
+    With ``preload`` the server process is ``python -m semprobe.app.launch``, which imports the
+    app's heavy modules before starting Streamlit (see :func:`serve`); otherwise
+    ``python -m streamlit``.
     """
     return [
         sys.executable,
+        # -P: the working directory is not put on sys.path, so a user's folder of the same name
+        # as a module (streamlit/, semprobe/) cannot shadow it in the server.
+        "-P",
         "-m",
         "semprobe.app.launch" if preload else "streamlit",
         "run",
@@ -95,40 +113,11 @@ def serve(argv: Sequence[str]) -> None:
 
     from streamlit.web.cli import main as streamlit_main
 
-    for module in ("semprobe.app.compute", "semprobe.app.data", "semprobe.app.figures", "semprobe.plots"):
+    for module in PRELOAD:
         importlib.import_module(module)
 
     sys.argv = ["streamlit", *argv]
     streamlit_main(prog_name="streamlit")
-
-
-def _handler(args: argparse.Namespace) -> int:
-    return main(args.run_dirs, port=args.port, headless=not args.browser, address=args.address)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``dashboard`` sub-command to a ``semprobe`` sub-parser set."""
-    parser = subparsers.add_parser(
-        "dashboard",
-        help="browse run directories in a web dashboard (Streamlit)",
-        description="Serve the semprobe dashboard on one or more run directories.",
-    )
-    parser.add_argument(
-        "run_dirs",
-        nargs="+",
-        metavar="RUN_DIR",
-        help="run directories written by semprobe relevance / study",
-    )
-    parser.add_argument("--port", type=int, default=8501, help="port (default: %(default)s)")
-    parser.add_argument(
-        "--address",
-        default="127.0.0.1",
-        help="address to listen on (default: %(default)s, this machine only)",
-    )
-    parser.add_argument(
-        "--browser", action="store_true", help="open a web browser on start (default: headless)"
-    )
-    parser.set_defaults(handler=_handler)
 
 
 if __name__ == "__main__":

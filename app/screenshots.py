@@ -1,7 +1,7 @@
 """Drive the dashboard in headless Chromium: a served app, a browser, and the docs' screenshots.
 
-``python -m semprobe.app.screenshots --out docs/img RUN_DIR [RUN_DIR...]`` serves the dashboard on the
-runs, opens every view in headless Chromium and writes ``dashboard-<view>.png``. The browser
+``python -m semprobe.app.screenshots --out docs/img RUN_DIR [RUN_DIR...]`` serves the dashboard on
+the runs, opens every view in headless Chromium and writes ``dashboard-<view>.png``. The browser
 tests use :func:`serve` and :func:`chromium` too. Selenium is pointed at the system's Chromium
 and chromedriver (``/usr/bin`` by default, or ``$CHROMIUM`` / ``$CHROMEDRIVER``): it never
 downloads a driver.

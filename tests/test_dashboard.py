@@ -7,7 +7,6 @@ is checked against a computation made here, with numpy, from the run's files.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import math
@@ -39,7 +38,7 @@ def build_run(base: Path) -> Path:
     """
     from semprobe.analysis import RelevanceSettings
     from semprobe.data import open_dataset
-    from semprobe.pipeline import ExtractionOptions
+    from semprobe.extraction import ExtractionOptions
     from semprobe.studies import run_relevance
 
     out = base / "dashboard-run"
@@ -135,6 +134,38 @@ def probs_numpy(run_dir: Path, simplex: int, tau: float) -> np.ndarray:
 def coef(run_dir: Path, model: str = "sem") -> np.ndarray:
     with np.load(run_dir / model / "relevance" / "probe.npz") as npz:
         return np.asarray(npz["coef"], dtype=np.float64)
+
+
+def plotly_y(trace: dict) -> np.ndarray:
+    """The y values of a plotly trace as the page received it."""
+    y = trace["y"]
+    if isinstance(y, dict):  # plotly's binary encoding of a numpy array
+        y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"])
+    return np.asarray(y, dtype=float)
+
+
+def library_entropy(run_dir: Path, taus: list[float]):
+    """``entropy_report`` on the run's SEM logits, labels, classes and superclasses."""
+    from semprobe.entropy import entropy_report
+
+    classes = json.loads((run_dir / "classes.json").read_text())
+    names, supers = classes["class_names"], classes["superclass_of"]
+    return entropy_report(
+        np.load(run_dir / "sem" / "logits.npy"),
+        L,
+        V,
+        taus,
+        labels=np.load(run_dir / "labels.npy"),
+        class_names=names,
+        superclass_of=[supers[n] for n in names],
+    )
+
+
+def by_tau(table: pd.DataFrame, index: str) -> pd.DataFrame:
+    """A per-class or per-superclass table as the entropy view pivots it."""
+    wide = table.pivot_table(index=index, columns="tau", values="mean")
+    wide.columns = [f"tau={t:g}" for t in wide.columns]
+    return wide
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +315,7 @@ def test_graph_view_recomputes_w_k_and_two_neighbours(app, run_dir: Path) -> Non
     same = {n for n in expected if supers[n] == supers[names[7]]}
     assert set(table.loc[table["same_superclass"], "neighbour"]) == same
     assert f"2-neighbours of {names[7]}" in [s.value for s in at.subheader]
+    assert metric(at, "Isolated categories") == str(int(np.count_nonzero(shared.sum(axis=1) == 0)))
 
 
 def test_graph_of_the_baseline(app, run_dir: Path) -> None:
@@ -344,22 +376,33 @@ def test_relevance_curve_follows_the_chosen_superclass_grouping(app, run_dir: Pa
     assert not np.allclose(expected, coarse)
 
 
-def test_entropy_view_per_class_table_matches_numpy(app, run_dir: Path) -> None:
+def test_entropy_view_shows_the_tables_of_entropy_report(app, run_dir: Path) -> None:
+    taus = [0.5, 2.0]
     at = app("Entropy")
-    at.multiselect(key="entropy_taus").set_value([0.5, 2.0])
+    at.multiselect(key="entropy_taus").set_value(taus)
     ok(at)
-    z = np.load(run_dir / "sem" / "logits.npy").astype(np.float64)
+    report = library_entropy(run_dir, taus)
+    summary = next(d.value for d in at.dataframe if "frac_one_hot" in d.value.columns)
+    pd.testing.assert_frame_equal(summary.reset_index(drop=True), report.summary, rtol=1e-6)
+    tables = [d.value for d in at.dataframe if "tau=0.5" in d.value.columns]
+    per_class = next(t for t in tables if t.index.name == "class")
+    pd.testing.assert_frame_equal(per_class, by_tau(report.per_class, "class"), rtol=1e-6)
+    per_super = next(t for t in tables if t.index.name == "superclass")
+    expected = by_tau(report.per_superclass, "superclass")
+    pd.testing.assert_frame_equal(per_super, expected, rtol=1e-6)
+    histogram, ranked = (json.loads(c.proto.spec) for c in at.get("plotly_chart")[:2])
+    for i, tau in enumerate(taus):
+        counts = report.histogram[report.histogram["tau"] == tau]["count"].to_numpy()
+        assert histogram["data"][i]["name"] == f"tau={tau:g}"
+        np.testing.assert_allclose(plotly_y(histogram["data"][i]), counts / counts.sum())
+        means = report.per_simplex[report.per_simplex["tau"] == tau]["mean"].to_numpy()
+        np.testing.assert_allclose(plotly_y(ranked["data"][i]), np.sort(means), rtol=1e-6)
+    # The library's numbers themselves, against numpy on two classes.
     labels = np.load(run_dir / "labels.npy")
     names = json.loads((run_dir / "classes.json").read_text())["class_names"]
-    per_class = next(d.value for d in at.dataframe if "tau=0.5" in d.value.columns)
-    for tau in (0.5, 2.0):
-        h = np.stack([entropy_numpy(run_dir, s, tau) for s in range(L)], axis=1)
-        for c in (0, 41):
-            expected = h[labels == c].mean()
-            assert per_class.loc[names[c], f"tau={tau:g}"] == pytest.approx(expected, abs=1e-5)
-    assert z.shape == (200, L * V)
-    summary = next(d.value for d in at.dataframe if "frac_one_hot" in d.value.columns)
-    assert list(summary["tau"]) == [0.5, 2.0]
+    h = np.stack([entropy_numpy(run_dir, s, 0.5) for s in range(L)], axis=1)
+    for c in (0, 41):
+        assert per_class.loc[names[c], "tau=0.5"] == pytest.approx(h[labels == c].mean(), abs=1e-5)
 
 
 def test_entropy_view_reads_a_precomputed_report(
@@ -383,8 +426,9 @@ def test_entropy_view_reads_a_precomputed_report(
     ok(at)
     summary = next(d.value for d in at.dataframe if "frac_one_hot" in d.value.columns)
     assert list(summary["tau"]) == [0.2, 5.0]
-    assert list(summary["mean"]) == pytest.approx(list(report.summary["mean"]))
+    pd.testing.assert_frame_equal(summary.reset_index(drop=True), report.summary)
     per_class = next(d.value for d in at.dataframe if "tau=0.2" in d.value.columns)
+    pd.testing.assert_frame_equal(per_class, by_tau(report.per_class, "class"))
     h = np.stack([entropy_numpy(study, s, 0.2) for s in range(L)], axis=1)
     assert per_class.loc[names[5], "tau=0.2"] == pytest.approx(h[labels == 5].mean(), abs=1e-4)
 
@@ -394,7 +438,10 @@ def test_entropy_view_reads_a_precomputed_report(
     at.selectbox(key="model").set_value(f"{run_dir.name}/sem")
     ok(at)
     assert at.radio(key="entropy_source").options == ["live from the logits"]
-    assert any("frac_one_hot" in d.value.columns for d in at.dataframe)
+    summary = next(d.value for d in at.dataframe if "frac_one_hot" in d.value.columns)
+    taus = sorted(at.multiselect(key="entropy_taus").value)
+    live = library_entropy(run_dir, taus).summary
+    pd.testing.assert_frame_equal(summary.reset_index(drop=True), live, rtol=1e-6)
 
     # A report file that links out of the run is refused, not read.
     target = study / "sem" / "entropy" / "summary.parquet"
@@ -509,10 +556,9 @@ def test_run_dirs_come_from_streamlit_args_and_the_environment() -> None:
 
 def test_dashboard_command_line() -> None:
     from semprobe.app import launch
+    from semprobe.cli.arguments import build_parser
 
-    parser = argparse.ArgumentParser()
-    launch.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["dashboard", "r1", "r2", "--port", "9000"])
+    args = build_parser().parse_args(["dashboard", "r1", "r2", "--port", "9000"])
     assert (args.run_dirs, args.port, args.address) == (["r1", "r2"], 9000, "127.0.0.1")
     assert args.handler is not None
     cmd = launch.command(["r1"], port=9000)
@@ -541,5 +587,5 @@ def test_launch_warns_about_bad_runs_and_serves(
     err = capsys.readouterr().err
     assert "does not exist" in err and "http://127.0.0.1:8600" in err
     assert started[0][-2:] == [str(run_dir), str(tmp_path / "nope")]
-    assert started[0][1:4] == ["-m", "semprobe.app.launch", "run"]
-    assert started[0][4].endswith("dashboard.py")
+    assert started[0][1:5] == ["-P", "-m", "semprobe.app.launch", "run"]
+    assert started[0][5].endswith("dashboard.py")
