@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -196,3 +197,26 @@ class Run:
             if model.name == name:
                 return model
         raise SemprobeError(f"run {self.root} has no model {name!r}")
+
+
+def model_name(checkpoint: str | Path, taken: set[str]) -> str:
+    """A directory-safe, unique name for a model, from its file name."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(checkpoint).stem) or "model"
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def thumbnails(dataset: Any, size: int = 32) -> np.ndarray:
+    """The dataset's images as uint8 ``(N, size, size, 3)`` for the dashboard."""
+    from PIL import Image
+
+    out = np.empty((len(dataset), size, size, 3), dtype=np.uint8)
+    for i in range(len(dataset)):
+        image = dataset.image(i)
+        if image.shape[:2] != (size, size):
+            image = np.asarray(Image.fromarray(image).resize((size, size)))
+        out[i] = image
+    return out

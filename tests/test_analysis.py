@@ -15,8 +15,8 @@ import pytest
 from semprobe.analysis import RelevanceSettings, probe_inputs, resolve_superclasses
 from semprobe.concepts import feature_concepts, simplex_concepts
 from semprobe.errors import SemprobeError
+from semprobe.extraction import ExtractionOptions
 from semprobe.graph import top_k_graph, two_neighbours
-from semprobe.pipeline import ExtractionOptions
 from semprobe.relevance import relevance
 from semprobe.rundir import Run
 from semprobe.studies import run_relevance
@@ -90,7 +90,7 @@ def test_rerun_is_byte_identical(relevance_run: tuple[Path, Path, Path], tmp_pat
 
 def test_standardised_inputs(relevance_run: tuple[Path, Path, Path], tmp_path: Path) -> None:
     from semprobe.checkpoint import load_model
-    from semprobe.pipeline import features
+    from semprobe.extraction import features
 
     _, sem, _ = relevance_run
     options = ExtractionOptions(dataset=DATASET, cache_dir=tmp_path, progress=False)
@@ -236,7 +236,7 @@ def test_large_inputs_are_standardised_on_disk(
     """Above the in-memory limit SEM features and their standardised copies stay on disk."""
     from semprobe import features as features_module
     from semprobe.checkpoint import load_model
-    from semprobe.pipeline import features
+    from semprobe.extraction import features
 
     _, sem, _ = relevance_run
     options = ExtractionOptions(dataset=DATASET, cache_dir=tmp_path, progress=False)
