@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semprobe.configfile import read_table_file
 from semprobe.errors import SemprobeError
 
 METHODS = ("byol", "mocov2plus")
@@ -311,3 +314,57 @@ def _check_tau(name: str, value: Any) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if not (ok and math.isfinite(value) and value > 0):
         raise SemprobeError(f"{name} must be a positive finite number, got {value!r}")
+
+
+# -- config files ----------------------------------------------------------------------------------
+
+# Options whose command-line and config-file spelling differs from the config field.
+OPTION_ALIASES = {"proj_dim": "proj_output_dim"}
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(PretrainConfig)
+    return {f.name: hints[f.name] for f in dataclasses.fields(PretrainConfig)}
+
+
+def _accepts(kind: Any, value: Any) -> bool:
+    """Whether a config-file value fits a field annotation (bool is not a number here)."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, list | tuple) and all(_accepts(float, v) for v in value)
+    return False
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a flat TOML or YAML file of options; keys may use ``-`` or ``_``.
+
+    Raises
+    ------
+    SemprobeError
+        Missing or unparsable file, a non-flat layout, unknown keys (named), ill-typed values.
+    """
+    file = Path(path)
+    data = read_table_file(file, "config file")
+    values = {str(k).replace("-", "_"): v for k, v in data.items()}
+    values = {OPTION_ALIASES.get(k, k): v for k, v in values.items()}
+    kinds = _field_types()
+    unknown = sorted(k for k in values if k not in kinds)
+    if unknown:
+        raise SemprobeError(f"config file {file}: unknown option(s) {', '.join(unknown)}")
+    for key, value in values.items():
+        if key == "devices" and isinstance(value, int | list):
+            values[key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        elif not _accepts(kinds[key], value):
+            raise SemprobeError(f"config file {file}: {key} = {value!r} has the wrong type")
+    return values

@@ -11,16 +11,17 @@ import pytest
 
 from semprobe.checkpoint import load_model
 from semprobe.errors import SemprobeError
-from semprobe.pipeline import ExtractionOptions, features
+from semprobe.extraction import ExtractionOptions, features
+from semprobe.pretrain.study_trainer import StudyTrainer
 from semprobe.rundir import Run
 from semprobe.studies import (
     ProbeSettings,
     Study,
     accuracy_table,
-    check_taus,
     load_study,
     tau_sweep,
 )
+from semprobe.validation import check_taus
 from tests.conftest import save_tiny
 
 DATASET = "synthetic:train=3,test=2"
@@ -121,7 +122,13 @@ def test_study_without_out_keeps_nothing(checkpoints: dict[str, Path], tmp_path:
 
 @pytest.mark.parametrize(
     ("taus", "message"),
-    [([], "at least one tau"), ([0.0], "positive"), (["x"], "positive"), ([-1], "positive")],
+    [
+        ([], "at least one tau"),
+        ([0.0], "positive"),
+        (["x"], "positive"),
+        ([-1], "positive"),
+        ([0.1, 1, 0.1], "tau 0.1 is given twice"),
+    ],
 )
 def test_bad_taus(taus: list[object], message: str) -> None:
     with pytest.raises(SemprobeError, match=message):
@@ -169,7 +176,7 @@ def test_study_file_round_trip_and_errors(checkpoints: dict[str, Path], tmp_path
         load_study(empty)
     broken = tmp_path / "broken.toml"
     broken.write_text("dataset = \n")
-    with pytest.raises(SemprobeError, match="not valid"):
+    with pytest.raises(SemprobeError, match="cannot parse study file"):
         load_study(broken)
 
 
@@ -231,7 +238,15 @@ def test_a_study_refuses_a_checkpoint_trained_with_other_options(tmp_path: Path)
 
     def study(**changes: object) -> Study:
         config = {**TINY_PRETRAIN, **changes}
-        return Study({"m": ckpt}, DATASET, [1.0], ["entropy"], options, pretrain={"m": config})
+        return Study(
+            {"m": ckpt},
+            DATASET,
+            [1.0],
+            ["entropy"],
+            options,
+            pretrain={"m": config},
+            trainer=StudyTrainer(),
+        )
 
     first = study().run(tmp_path / "run1")
     assert ckpt.is_file() and "m" in first.entropy
@@ -250,7 +265,9 @@ def test_a_bad_pretrain_section_fails_before_any_model_trains(tmp_path: Path) ->
     paths = {name: tmp_path / name / "final.ckpt" for name in ("good", "bad")}
     pretrain = {"good": TINY_PRETRAIN, "bad": {**TINY_PRETRAIN, "lr": -1.0}}
     options = ExtractionOptions(cache_dir=tmp_path / "cache", progress=False)
-    study = Study(paths, DATASET, [1.0], ["entropy"], options, pretrain=pretrain)
+    study = Study(
+        paths, DATASET, [1.0], ["entropy"], options, pretrain=pretrain, trainer=StudyTrainer()
+    )
     with pytest.raises(SemprobeError, match=r"lr must be a positive number, got -1\.0"):
         study.run(tmp_path / "run")
     assert not any(p.exists() for p in paths.values())
@@ -268,6 +285,7 @@ def test_superclasses_are_resolved_before_any_model_trains(tmp_path: Path) -> No
         ExtractionOptions(cache_dir=tmp_path / "cache", progress=False),
         relevance=RelevanceSettings(superclasses=f"coarse,file:{tmp_path / 'missing.csv'}"),
         pretrain={"m": TINY_PRETRAIN},
+        trainer=StudyTrainer(),
     )
     with pytest.raises(SemprobeError, match=r"missing\.csv"):
         study.run(tmp_path / "run")
@@ -279,7 +297,9 @@ def test_shipped_study_files_are_valid(name: str) -> None:
     """Their options must not fail only hours (or a GPU) later."""
     from semprobe.pretrain.config import PretrainConfig
 
-    study, _ = load_study(Path(__file__).resolve().parents[1] / "studies" / name)
+    study, _ = load_study(
+        Path(__file__).resolve().parents[1] / "studies" / name, trainer=StudyTrainer()
+    )
     assert study.relevance.superclass_sources == ["coarse", "wordnet"]
     assert study.relevance.reference == "random-init"
     configs = {
