@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from semprobe.pipeline import ExtractionOptions
+from semprobe.extraction import ExtractionOptions
 from semprobe.studies import ProbeSettings, Study
 
 

@@ -28,11 +28,16 @@ from lightly.utils.scheduler import cosine_schedule
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from semprobe.pretrain.classifiers import OnlineClassifiers
-from semprobe.pretrain.optim import OptimSettings, build_optimizer, build_scheduler, parameter_groups
-from semprobe.pretrain.views import forward_views
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec, SEMModel
+from semprobe.pretrain.classifiers import OnlineClassifiers
+from semprobe.pretrain.optim import (
+    OptimSettings,
+    build_optimizer,
+    build_scheduler,
+    parameter_groups,
+)
+from semprobe.pretrain.views import forward_views
 from semprobe.sem import sem_softmax, simplex_entropy
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)

@@ -15,9 +15,9 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
 from torch import Tensor, nn
 
+from semprobe.model import ModelSpec
 from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
 from semprobe.pretrain.views import forward_views
-from semprobe.model import ModelSpec
 
 
 class BYOL(MomentumMethod):

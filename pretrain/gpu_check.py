@@ -28,12 +28,12 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer, seed_every
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from semprobe.data import open_dataset
+from semprobe.errors import SemprobeError
 from semprobe.pretrain.augment import two_view_transform
 from semprobe.pretrain.config import PretrainConfig
 from semprobe.pretrain.data import PretrainData
 from semprobe.pretrain.train import build_module
-from semprobe.data import open_dataset
-from semprobe.errors import SemprobeError
 
 
 class _RandomBatches(Dataset):
@@ -215,7 +215,9 @@ def _line(r: Result) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check; return 0 when every measured loss fell."""
-    parser = argparse.ArgumentParser(prog="python -m semprobe.pretrain.gpu_check", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m semprobe.pretrain.gpu_check", description=__doc__
+    )
     parser.add_argument("--image-folder", metavar="PATH", help="ImageFolder root with train/")
     parser.add_argument("--steps", type=int, default=200, help="steps per variant (200)")
     parser.add_argument("--warmup-steps", type=int, default=20, help="untimed steps (20)")

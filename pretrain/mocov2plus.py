@@ -30,10 +30,10 @@ from lightly.models.modules.memory_bank import MemoryBankModule
 from lightly.utils import dist
 from torch import Tensor, nn
 
-from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
-from semprobe.pretrain.views import forward_views
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec
+from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from semprobe.pretrain.views import forward_views
 
 
 def persist_queue(bank: MemoryBankModule) -> MemoryBankModule:

@@ -29,6 +29,11 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from semprobe.atomic import ensure_writable_dir
+from semprobe.checkpoint import FORMAT_NAME, read_checkpoint
+from semprobe.data import LabeledImages, default_root, open_dataset
+from semprobe.errors import SemprobeError
+from semprobe.model import ModelSpec
 from semprobe.pretrain.augment import two_view_transform
 from semprobe.pretrain.base import MomentumMethod
 from semprobe.pretrain.byol import BYOL
@@ -37,11 +42,6 @@ from semprobe.pretrain.config import PretrainConfig, dataset_kind
 from semprobe.pretrain.data import PretrainData
 from semprobe.pretrain.mocov2plus import MoCoV2Plus
 from semprobe.pretrain.optim import OptimSettings
-from semprobe.atomic import ensure_writable_dir
-from semprobe.checkpoint import FORMAT_NAME, read_checkpoint
-from semprobe.data import LabeledImages, default_root, open_dataset
-from semprobe.errors import SemprobeError
-from semprobe.model import ModelSpec
 
 # Options that fix the shapes of the saved state: a resumed run must agree on all of them.
 ARCHITECTURE_KEYS = (

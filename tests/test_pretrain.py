@@ -22,13 +22,15 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 
+from semprobe.checkpoint import load_model
+from semprobe.cli.arguments import build_parser
+from semprobe.cli.options import pretrain_config
+from semprobe.errors import SemprobeError
 from semprobe.pretrain import PretrainConfig, run
 from semprobe.pretrain.base import NonFiniteLossError
 from semprobe.pretrain.byol import BYOL
-from semprobe.pretrain.cli import load_config_file, register
+from semprobe.pretrain.config import load_config_file
 from semprobe.pretrain.mocov2plus import MoCoV2Plus, contrastive_loss
-from semprobe.checkpoint import load_model
-from semprobe.errors import SemprobeError
 
 REPO = Path(__file__).resolve().parents[1]
 # 200 images, batches of 32: 6 steps per epoch.
@@ -289,9 +291,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="semprobe")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def _error(argv: list[str]) -> str:
@@ -346,10 +346,8 @@ def test_config_file_then_command_line(tmp_path: Path) -> None:
     toml.write_text('method = "mocov2plus"\nnum-simplices = 32\nvocab = 8\nlr = 0.5\n')
     yaml = tmp_path / "run.yaml"
     yaml.write_text("method: byol\nnum_simplices: 16\nonline_taus: [0.5, 2]\ndevices: 2\n")
-    from semprobe.pretrain.cli import config_from_args
-
     args = _parser().parse_args(["pretrain", "--config", str(toml), "--vocab", "5"])
-    config = config_from_args(args)
+    config = pretrain_config(args)
     assert (config.method, config.num_simplices, config.vocab, config.lr) == (
         "mocov2plus",
         32,
@@ -374,7 +372,7 @@ def test_config_file_then_command_line(tmp_path: Path) -> None:
 
 def test_command_line_help_and_error_exit_codes() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "pretrain"]
+    cmd = [sys.executable, "-m", "semprobe", "pretrain"]
     shown = subprocess.run([*cmd, "--help"], env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0
     text = " ".join(shown.stdout.split())
@@ -390,7 +388,7 @@ def test_command_line_help_and_error_exit_codes() -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "pretrain: error: tau_online must be a positive finite number, got 0.0"
+        "semprobe: error: tau_online must be a positive finite number, got 0.0"
     ]
 
 

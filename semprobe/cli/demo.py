@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from semprobe.cli.report import print_relevance_report, print_table
+
+if TYPE_CHECKING:
+    from semprobe.studies import Study
 
 DATASET = "synthetic:train=20,test=10"
 # Sizes measured to fit the whole demo in a few minutes on 2 CPU cores.
 DEMO_L, DEMO_V = 64, 13
 
 
-def demo_study(out: Path, epochs: int, seed: int = 0, dataset: str = DATASET):
+def demo_study(out: Path, epochs: int, seed: int = 0, dataset: str = DATASET) -> Study:
     """The demo as a :class:`~semprobe.studies.Study` (checkpoints under ``out/checkpoints``)."""
     from semprobe.analysis import RelevanceSettings
-    from semprobe.pipeline import ExtractionOptions
+    from semprobe.extraction import ExtractionOptions
+    from semprobe.pretrain.study_trainer import StudyTrainer
     from semprobe.studies import ProbeSettings, Study
 
     common: dict[str, Any] = {
@@ -62,14 +68,12 @@ def demo_study(out: Path, epochs: int, seed: int = 0, dataset: str = DATASET):
             k=10, k_max=30, reference="random-init", permutations=1000, seed=seed
         ),
         pretrain=pretrain,
+        trainer=StudyTrainer(),
     )
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Train (unless already trained), analyse, print the comparison."""
-    import pandas as pd
-
-    from semprobe.commands import print_relevance_report
     from semprobe.studies import accuracy_table
 
     out = Path(args.out)
@@ -79,30 +83,12 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{args.dataset} ({args.epochs} epochs each), then relevance, entropy and tau sweep"
     )
     result = study.run(out / "run")
-    with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
-        print("\nlinear-probe accuracy (test top-1) per representation:")
-        print(accuracy_table(result.sweep).to_string(na_rep="-"))
-        print("\nentropy of the SEM model's simplices (nats):")
-        print(
-            result.entropy["byol-sem"]
-            .summary[
-                ["tau", "mean", "frac_one_hot", "frac_two_hot", "frac_uniform", "eff_vertices"]
-            ]
-            .to_string(index=False)
-        )
+    print("\nlinear-probe accuracy (test top-1) per representation:")
+    print_table(accuracy_table(result.sweep), "{:.3g}", na_rep="-")
+    print("\nentropy of the SEM model's simplices (nats):")
+    columns = ["tau", "mean", "frac_one_hot", "frac_two_hot", "frac_uniform", "eff_vertices"]
+    print_table(result.entropy["byol-sem"].summary[columns], "{:.3g}", index=False)
     print("\nsuperclass relevance of W_K:")
     print_relevance_report(result.relevance, result.relevance_models, out / "run")
     print(f"open it: semprobe dashboard {out / 'run'}")
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "demo",
-        help="pretrain tiny BYOL+SEM and BYOL on synthetic data and analyse both (offline, CPU)",
-    )
-    parser.add_argument("--out", default="demo", help="folder for checkpoints and the run")
-    parser.add_argument("--epochs", type=int, default=6, help="pretraining epochs per model")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataset", default=DATASET, help="any --dataset (default: synthetic)")
-    parser.set_defaults(handler=run_demo)

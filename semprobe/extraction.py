@@ -1,9 +1,8 @@
-"""From a checkpoint path and CLI options to cached features: the glue every command shares."""
+"""From a checkpoint path and extraction options to cached features: what every analysis shares."""
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from semprobe.checkpoint import LoadedModel, load_model, random_init_model
@@ -12,14 +11,19 @@ from semprobe.features import FeatureSet, extract_features
 from semprobe.model import SEMModel
 
 
+def default_cache_dir() -> Path:
+    """``~/.cache/semprobe/features``: where features are cached unless told otherwise."""
+    return Path.home() / ".cache" / "semprobe" / "features"
+
+
 @dataclass(frozen=True)
 class ExtractionOptions:
-    """Where and how features are extracted (the flat CLI options, gathered once)."""
+    """Where and how features are extracted (the command line's options, gathered once)."""
 
     dataset: str = "synthetic"
     data_root: str | None = None
     download: bool = True
-    cache_dir: Path = Path.home() / ".cache" / "semprobe" / "features"
+    cache_dir: Path = field(default_factory=default_cache_dir)
     dtype: str = "float32"
     batch_size: int = 256
     workers: int = 0
@@ -27,24 +31,6 @@ class ExtractionOptions:
     trust_checkpoint: bool = False
     args_json: str | None = None
     progress: bool = True
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ExtractionOptions:
-        from semprobe.cli import default_cache_dir
-
-        return cls(
-            dataset=args.dataset,
-            data_root=args.data_root,
-            download=not args.no_download,
-            cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
-            dtype=args.dtype,
-            batch_size=args.batch_size,
-            workers=args.workers,
-            device=args.device,
-            trust_checkpoint=args.trust_checkpoint,
-            args_json=args.args_json,
-            progress=not args.quiet,
-        )
 
 
 def load(checkpoint: str | Path, options: ExtractionOptions) -> LoadedModel:
@@ -76,11 +62,3 @@ def features(model: SEMModel, options: ExtractionOptions, split: str) -> Feature
 def reference_model(loaded: LoadedModel, seed: int = 0) -> SEMModel:
     """The same architecture (same L, V) at a seeded random initialisation."""
     return random_init_model(loaded.spec, seed)
-
-
-def extract_for_checkpoint(
-    checkpoint: str | Path, args: argparse.Namespace, split: str
-) -> FeatureSet:
-    """``semprobe extract``: load, then extract one split."""
-    options = ExtractionOptions.from_args(args)
-    return features(load(checkpoint, options).model, options, split)
