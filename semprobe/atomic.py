@@ -151,8 +151,9 @@ def _swap_into_place(work: Path, final: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)  # ``work`` now holds the old directory
         return
     # Without an exchange there is a moment with no directory under the final name; the old one
-    # is kept (renamed aside) until the new one is in place, and is never deleted first.
-    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    # is kept (renamed aside) until the new one is in place, and the next writer puts it back if
+    # this process dies in between (see _restore_old).
+    old = temporary_sibling(final, "old")
     os.rename(final, old)
     try:
         os.rename(work, final)
@@ -160,6 +161,43 @@ def _swap_into_place(work: Path, final: Path) -> None:
         os.rename(old, final)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def owner_pid(leftover: Path) -> int | None:
+    """The process id in a :func:`temporary_sibling` name, or None if it has none."""
+    try:
+        return int(leftover.name.rsplit("-", 2)[-2])
+    except (ValueError, IndexError):
+        return None
+
+
+def remove_dead_leftovers(final: Path, tag: str) -> None:
+    """Delete ``final``'s temporary siblings of this ``tag`` whose process is gone."""
+    for leftover in final.parent.glob(f".{final.name}.{tag}-*"):
+        pid = owner_pid(leftover)
+        if pid is not None and not _pid_alive(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _restore_old(final: Path) -> None:
+    """Put back an old directory that a killed swap had renamed aside (no exchange available)."""
+    if final.exists():
+        return
+    for old in sorted(final.parent.glob(f".{final.name}.old-*")):
+        pid = owner_pid(old)
+        if pid is not None and not _pid_alive(pid):
+            os.rename(old, final)
+            return
 
 
 def temporary_sibling(final: Path, tag: str) -> Path:
@@ -196,6 +234,7 @@ def atomic_directory(
     ensure_writable_dir(final.parent)
     work = temporary_sibling(final, tag)
     try:
+        _restore_old(final)
         work.mkdir()
         yield work
         _fsync_tree(work)

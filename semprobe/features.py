@@ -14,11 +14,9 @@ bounded by one batch whatever the dataset size.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from semprobe import __version__
-from semprobe.atomic import atomic_directory, ensure_writable_dir, write_json
+from semprobe.atomic import (
+    atomic_directory,
+    ensure_writable_dir,
+    remove_dead_leftovers,
+    write_json,
+)
 from semprobe.data import LabeledImages, describe_transform
 from semprobe.errors import CacheError, SemprobeError
 from semprobe.model import SEMModel, state_fingerprint
@@ -176,25 +179,6 @@ def _key_dir(cache_dir: Path, key: dict) -> Path:
     return cache_dir / f"{key['model_fingerprint'][:12]}-{split}-{digest}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_partials(final: Path) -> None:
-    """Delete temporary directories of extractions whose process is gone (killed runs)."""
-    for partial in final.parent.glob(f".{final.name}.tmp-*"):
-        with contextlib.suppress(ValueError, IndexError):
-            pid = int(partial.name.rsplit("-", 2)[-2])
-            if not _pid_alive(pid):
-                shutil.rmtree(partial, ignore_errors=True)
-
-
 def open_cache(directory: str | os.PathLike[str], key: dict | None = None) -> FeatureSet | None:
     """Open a complete cache directory, or return None if it is absent, partial or stale.
 
@@ -278,7 +262,7 @@ def extract_features(
     cached = open_cache(final, key)
     if cached is not None:
         return cached
-    _remove_stale_partials(final)
+    remove_dead_leftovers(final, "tmp")  # partial caches of killed extractions
     # An invalid leftover under the final name (edited by hand, say) stays until the new cache
     # replaces it.
     with atomic_directory(final, tag="tmp", what="feature cache", error=CacheError) as partial:
@@ -303,12 +287,7 @@ def _extract_into(
     device: str,
     progress: bool,
 ) -> None:
-    try:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise SemprobeError(f"device {device!r} requested but CUDA is not available")
-    except RuntimeError as exc:
-        raise SemprobeError(f"bad device {device!r}: {exc}") from None
+    dev = _torch_device(device)
     model = model.to(dev).eval()
     n = len(dataset)
     spec = model.spec
@@ -341,10 +320,25 @@ def _extract_into(
         for writer in writers.values():
             if not writer.handle.closed:
                 writer.handle.close() if row != n else writer.close()
-    np.save(folder / "labels.npy", labels)
-    with open(folder / "labels.npy", "rb+") as fh:
-        os.fsync(fh.fileno())
-    manifest = {
+    np.save(folder / "labels.npy", labels)  # atomic_directory fsyncs every file before the swap
+    write_json(folder / MANIFEST, _manifest(key, dataset, shapes, dtype))
+
+
+def _torch_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise SemprobeError(f"bad device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SemprobeError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _manifest(
+    key: dict, dataset: LabeledImages, shapes: dict[str, list[int]], dtype: Any
+) -> dict[str, Any]:
+    """The cache's ``manifest.json``: written last, it marks the directory complete."""
+    return {
         "complete": True,
         "created_by": f"semprobe {__version__}",
         "key": key,
@@ -358,4 +352,3 @@ def _extract_into(
         "shapes": shapes,
         "dtype": np.dtype(dtype).name,
     }
-    write_json(folder / MANIFEST, manifest)

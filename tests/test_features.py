@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from semprobe.atomic import atomic_directory
 from semprobe.checkpoint import load_model
 from semprobe.data import eval_transform, open_dataset
 from semprobe.errors import CacheError
@@ -87,6 +88,7 @@ def test_tampered_cache_is_not_taken_as_valid(tmp_path: Path, tiny_model: SEMMod
 
 KILL_SCRIPT = """
 import sys
+from semprobe.atomic import atomic_directory
 from semprobe.checkpoint import load_model
 from semprobe.data import eval_transform, open_dataset
 from semprobe.features import extract_features
@@ -162,3 +164,87 @@ def test_bad_dtype_and_batch_size(tmp_path: Path, tiny_model: SEMModel) -> None:
         extract_features(tiny_model, ds, tmp_path, dtype="float64", progress=False)
     with pytest.raises(Exception, match="batch size"):
         extract_features(tiny_model, ds, tmp_path, batch_size=0, progress=False)
+
+
+# A child process that rebuilds a cache directory with atomic_directory and kills itself with
+# SIGKILL at one chosen step of the swap: before building, after building, right after the
+# exchange, or (without an exchange) between the two renames.
+_KILL_CHILD = r"""
+import os, signal, sys
+from pathlib import Path
+from semprobe import atomic
+
+final, step, exchange = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+real_rename, real_exchange = os.rename, atomic._exchange
+renames = []
+def rename(a, b):
+    renames.append((a, b))
+    real_rename(a, b)
+    if step == "between-renames" and len(renames) == 1:
+        die()
+os.rename = rename
+def exchange_then_maybe_die(a, b):
+    if not exchange:
+        return False
+    done = real_exchange(a, b)
+    if step == "after-exchange":
+        die()
+    return done
+atomic._exchange = exchange_then_maybe_die
+real_fsync_tree = atomic._fsync_tree
+def fsync_then_maybe_die(root):
+    real_fsync_tree(root)
+    if step == "built":
+        die()
+atomic._fsync_tree = fsync_then_maybe_die
+
+with atomic.atomic_directory(final, tag="tmp") as work:
+    (work / "manifest.json").write_text('{"complete": true, "version": "new"}')
+    if step == "building":
+        die()
+"""
+
+
+@pytest.mark.parametrize(
+    ("step", "exchange"),
+    [
+        ("building", True),
+        ("built", True),
+        ("after-exchange", True),
+        ("built", False),
+        ("between-renames", False),
+    ],
+)
+def test_a_killed_cache_rebuild_leaves_a_valid_cache(
+    tiny_model: SEMModel, tmp_path: Path, step: str, exchange: bool
+) -> None:
+    dataset = open_dataset(DATASET, "test", transform=eval_transform())
+    old = extract_features(tiny_model, dataset, tmp_path / "cache", progress=False)
+    final, key = old.directory, old.manifest["key"]
+    child = subprocess.run(
+        [sys.executable, "-c", _KILL_CHILD, str(final), step, "1" if exchange else "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stderr  # the kill landed, mid-swap
+    if step == "after-exchange":
+        # The new directory is in place; the old one is left under a hidden name.
+        assert '"new"' in (final / "manifest.json").read_text()
+        return
+    if step == "between-renames":
+        # Without an exchange the final name is empty for a moment; the next writer restores it.
+        assert not final.exists()
+        with pytest.raises(RuntimeError, match="stop"), atomic_directory(final):
+            raise RuntimeError("stop before building")
+    reopened = open_cache(final, key)
+    assert reopened is not None, "the old cache must still be valid under its name"
+    np.testing.assert_array_equal(reopened.features, old.features)
+    again = extract_features(tiny_model, dataset, tmp_path / "cache", progress=False)
+    assert again.directory == final  # reused, not rebuilt
+    leftovers = sorted(p.name for p in final.parent.iterdir() if p.name != final.name)
+    assert all(name.startswith(".") for name in leftovers), leftovers
