@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 from semprobe import __version__
 from semprobe.atomic import (
     atomic_directory,
+    atomic_path,
     ensure_writable_dir,
     remove_dead_leftovers,
     write_json,
@@ -138,19 +138,19 @@ class FeatureSet:
             return out
         derived = self.directory / f"sem_tau{tau:g}.npy"
         if not derived.exists():
-            tmp = self.directory / f".{derived.name}.{uuid.uuid4().hex}.tmp"
-            writer = _NpyAppender(tmp, (n, width), np.dtype(np.float16))
-            try:
-                for start in range(0, n, chunk_rows):
-                    block = torch.from_numpy(
-                        np.array(logits[start : start + chunk_rows], np.float32)
-                    )
-                    probs = sem_softmax(block.float(), self.num_simplices, self.vocab, tau)
-                    writer.append(probs.numpy())
+            with atomic_path(derived, suffix=".npy") as tmp:
+                writer = _NpyAppender(tmp, (n, width), np.dtype(np.float16))
+                try:
+                    for start in range(0, n, chunk_rows):
+                        block = torch.from_numpy(
+                            np.array(logits[start : start + chunk_rows], np.float32)
+                        )
+                        probs = sem_softmax(block.float(), self.num_simplices, self.vocab, tau)
+                        writer.append(probs.numpy())
+                except BaseException:
+                    writer.handle.close()
+                    raise
                 writer.close()
-                os.replace(tmp, derived)
-            finally:
-                tmp.unlink(missing_ok=True)
         return np.load(derived, mmap_mode="r")
 
 

@@ -166,6 +166,23 @@ def test_bad_dtype_and_batch_size(tmp_path: Path, tiny_model: SEMModel) -> None:
         extract_features(tiny_model, ds, tmp_path, batch_size=0, progress=False)
 
 
+def test_large_sem_outputs_are_written_once_to_the_cache(
+    tmp_path: Path, tiny_model: SEMModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semprobe import features
+
+    ds = open_dataset(DATASET, "test", transform=eval_transform())
+    fs = extract_features(tiny_model, ds, tmp_path, progress=False)
+    in_memory = fs.sem(0.5)
+    monkeypatch.setattr(features, "IN_MEMORY_LIMIT", 0)  # every result counts as large
+    on_disk = fs.sem(0.5, chunk_rows=7)
+    assert isinstance(on_disk, np.memmap) and on_disk.dtype == np.float16
+    np.testing.assert_allclose(on_disk, in_memory, atol=1e-3)
+    names = sorted(p.name for p in fs.directory.iterdir())
+    assert "sem_tau0.5.npy" in names and not [n for n in names if n.startswith(".")]
+    assert fs.sem(0.5).filename == on_disk.filename  # reused, not recomputed
+
+
 # A child process that rebuilds a cache directory with atomic_directory and kills itself with
 # SIGKILL at one chosen step of the swap: before building, after building, right after the
 # exchange, or (without an exchange) between the two renames.
