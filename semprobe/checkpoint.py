@@ -16,6 +16,12 @@ Three formats are recognised:
 ``solo-learn``
     The same layout without an embedder: a baseline, analysed through its backbone features.
 
+Foreign checkpoints come with the CIFAR stem (3x3 convolution, the authors' CIFAR runs) or the
+ImageNet stem (7x7 convolution and max-pool: their ImageNet and ImageNet-100 runs, ResNet-50
+included), told apart by ``backbone.conv1.weight``; their evaluation normalisation is recorded in
+the spec (``authors-cifar`` or ``authors-imagenet``, see :mod:`semprobe.transforms`). A method
+whose checkpoint names its weights differently registers a key adapter in :data:`KEY_LAYOUTS`.
+
 Every load is strict (every expected key present with its shape, nothing unexpected under
 ``backbone.``/``embedder.``), uses ``torch.load(weights_only=True)`` unless the caller passes
 ``trust=True``, and checks shapes before any model memory is allocated.
@@ -24,10 +30,11 @@ Every load is strict (every expected key present with its shape, nothing unexpec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +51,14 @@ FORMAT_NAME = "semprobe-checkpoint"
 FORMAT_VERSION = 1
 ENCODER_PREFIX = "encoder."
 _FOREIGN_PREFIXES = ("backbone.", "embedder.")
+DEFAULT_TAU = 1.0
+log = logging.getLogger("semprobe")
+
+# args.json ``method`` -> a function from the checkpoint's state dict to one whose analysed
+# weights are named ``backbone.*`` / ``embedder.0.weight`` / ``embedder.1.*``. Methods absent
+# from the table (sdbyol, sdmocov2plus, byol, ...) already use those names.
+KeyLayout = Callable[[Mapping[str, Tensor]], Mapping[str, Tensor]]
+KEY_LAYOUTS: dict[str, KeyLayout] = {}
 
 
 @dataclass
@@ -98,9 +113,7 @@ def read_checkpoint(path: str | os.PathLike[str], trust: bool = False) -> Any:
         Missing, empty, truncated or non-PyTorch files, and (without ``trust``) files holding
         pickled objects other than tensors and plain containers, naming the offending type.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"checkpoint {file} does not exist")
+    file = check_checkpoint_file(path)
     if file.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {file} is empty")
     kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": not trust}
@@ -126,6 +139,22 @@ def read_checkpoint(path: str | os.PathLike[str], trust: bool = False) -> Any:
         raise CheckpointError(
             f"checkpoint {file} is truncated or not a PyTorch checkpoint ({first})"
         ) from None
+
+
+def check_checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it is a file; else a one-line error (a cheap check, made before any work).
+
+    Raises
+    ------
+    CheckpointError
+        ``checkpoint PATH does not exist`` or ``checkpoint PATH is a directory, not a file``.
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise CheckpointError(f"checkpoint {file} is a directory, not a file")
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint {file} does not exist")
+    return file
 
 
 def _find(args: Mapping[str, Any], *names: str) -> Any:
@@ -180,13 +209,40 @@ def _foreign_spec(
         )
     method = str(_find(args, "method") or "unknown")
     dataset = str(_find(args, "dataset") or "unknown")
+    _check_stem_against_dataset(cifar_stem, dataset, args_path)
+    # Their evaluation constants: main_linear's for CIFAR, solo-learn's for ImageNet.
+    normalize = "authors-cifar" if cifar_stem else "authors-imagenet"
     embed = weights.get("embedder.0.weight")
     if embed is None:
-        return ModelSpec(backbone, cifar_stem, method=method, dataset=dataset)
+        return ModelSpec(backbone, cifar_stem, method=method, dataset=dataset, normalize=normalize)
+    num_simplices, vocab = _sem_shape(args, args_path, embed)
+    tau_online = _tau(args, "tau_online", DEFAULT_TAU, args_path)
+    tau_target = _tau(args, "tau_target", tau_online, args_path, warn=False)
+    return ModelSpec(
+        backbone,
+        cifar_stem,
+        num_simplices,
+        vocab,
+        tau_online,
+        tau_target,
+        method,
+        dataset,
+        normalize,
+    )
+
+
+def _sem_shape(args: dict[str, Any], args_path: Path, embed: Tensor) -> tuple[int, int]:
+    """L and V from args.json, checked against the embedder's rows."""
     if not args:
         raise CheckpointError(
             f"the checkpoint has a SEM embedder but no {args_path} beside it to give "
             "message_size (L) and voc_size (V)"
+        )
+    if embed.ndim != 2:
+        raise CheckpointError(
+            f"embedder.0.weight has shape {tuple(embed.shape)}: a {embed.ndim}-D embedder (e.g. "
+            "the authors' block-diagonal partsdbyol) is not supported, only their linear one "
+            "(L*V x features)"
         )
     num_simplices, vocab = _find(args, "message_size"), _find(args, "voc_size")
     if not isinstance(num_simplices, int) or not isinstance(vocab, int):
@@ -196,10 +252,42 @@ def _foreign_spec(
             f"{args_path} says L*V = {num_simplices}*{vocab} = {num_simplices * vocab} but "
             f"embedder.0.weight has {embed.shape[0]} rows"
         )
-    tau_online = float(_find(args, "tau_online") or 1.0)
-    tau_target = float(_find(args, "tau_target") or tau_online)
-    return ModelSpec(
-        backbone, cifar_stem, num_simplices, vocab, tau_online, tau_target, method, dataset
+    return num_simplices, vocab
+
+
+def _tau(
+    args: dict[str, Any], name: str, default: float, args_path: Path, warn: bool = True
+) -> float:
+    value = _find(args, name)
+    if value is None:
+        if warn:
+            log.warning(
+                "warning: %s has no %s: the model's tau is taken as %g (analyses that default "
+                "to the model's tau use it; pass --tau to choose)",
+                args_path,
+                name,
+                default,
+            )
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{args_path}: {name} must be a number, got {value!r}") from None
+
+
+def _check_stem_against_dataset(cifar_stem: bool, dataset: str, args_path: Path) -> None:
+    """The authors build the CIFAR stem exactly for cifar10/cifar100: warn when that disagrees."""
+    cifar_data = dataset in ("cifar10", "cifar100")
+    if dataset == "unknown" or cifar_stem == cifar_data:
+        return
+    stem = "CIFAR stem (3x3 convolution)" if cifar_stem else "ImageNet stem (7x7 convolution)"
+    log.warning(
+        "warning: the weights have the %s but %s says dataset %r, for which the SEM authors' "
+        "code builds the %s stem; the weights decide",
+        stem,
+        args_path,
+        dataset,
+        "CIFAR" if cifar_data else "ImageNet",
     )
 
 
@@ -300,8 +388,14 @@ def load_model(
             f"checkpoint {file} is neither a semprobe checkpoint nor a solo-learn/SEM one "
             "(no backbone.* keys)"
         )
-    args_path = Path(args_json) if args_json else file.parent / "args.json"
+    return _load_foreign(file, state, Path(args_json) if args_json else file.parent / "args.json")
+
+
+def _load_foreign(file: Path, state: Mapping[str, Any], args_path: Path) -> LoadedModel:
+    """A solo-learn or SEM-authors state dict, with its args.json."""
     args = _read_args_json(args_path) if args_path.exists() else None
+    method = str(_find(args or {}, "method") or "")
+    state = KEY_LAYOUTS.get(method, lambda weights: weights)(state)
     weights = {k: v for k, v in state.items() if k.startswith(_FOREIGN_PREFIXES)}
     ignored = sorted(k for k in state if not k.startswith(_FOREIGN_PREFIXES))
     try:

@@ -5,37 +5,101 @@ Dataset names
 ``cifar10``, ``cifar100``
     torchvision's datasets, downloaded into ``root`` when missing unless ``download=False``.
 ``imagefolder:PATH``
-    any torchvision ``ImageFolder`` tree with ``train/`` and ``test/``; class names are the folder
-    names; an optional ``superclasses.csv`` (``class,superclass``) beside them gives superclasses.
+    any folder of images in class folders: ``train/`` and ``test/`` or ``val/`` (see
+    :mod:`semprobe.folders`); any size or mode; an optional ``superclasses.csv``
+    (``class,superclass``) beside them gives superclasses.
+``imagenet:PATH``
+    ImageNet-1k or a subset, in the usual layouts, flat ``val/`` included (see
+    :mod:`semprobe.imagenet`).
 ``synthetic[:train=N,test=M,seed=S]``
     the built-in hierarchical dataset of :mod:`semprobe.synthetic` (defaults 50 / 10 / 0 images
     per class), which needs no network.
 
-Each opens as a :class:`LabeledImages`: a torch ``Dataset`` of ``(transform(PIL image), label)``
-with class names, superclass names where known, and raw ``uint8`` images for thumbnails.
+Each opens as a :class:`~semprobe.images.LabeledImages`. A new kind of dataset is one call of
+:func:`register_dataset` with its opener.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
-from torchvision import transforms as T
 
 from semprobe import synthetic
 from semprobe.errors import DatasetError
+from semprobe.images import LabeledImages, array_loader
+from semprobe.transforms import NORMALIZATIONS, EvalTransform
 
-SPLITS = ("train", "test")
-DATASETS = ("cifar10", "cifar100", "imagefolder:PATH", "synthetic")
-# solo-learn's CIFAR statistics, which the SEM authors' checkpoints were trained with; we use them
-# for every 32x32 dataset so that our and their models see identically normalised inputs.
-CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR_STD = (0.2470, 0.2435, 0.2616)
+__all__ = [
+    "CIFAR_MEAN",
+    "CIFAR_STD",
+    "DATASETS",
+    "SPLITS",
+    "LabeledImages",
+    "default_root",
+    "describe_transform",
+    "eval_transform",
+    "open_dataset",
+    "register_dataset",
+]
+
+SPLITS = ("train", "val", "test")
+# The statistics `semprobe pretrain` normalises with (pretrain/augment.py imports them): those
+# of CIFAR-10's training set, as in solo-learn's CIFAR-10 pipeline. The SEM authors evaluate with
+# slightly different constants (the `authors-cifar` preset of semprobe.transforms).
+CIFAR_MEAN, CIFAR_STD = NORMALIZATIONS["cifar10"]
+
+# opener(argument after "kind:", split, root, download) -> LabeledImages
+Opener = Callable[[str, str, "Path | None", bool], LabeledImages]
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    """One entry of the dataset registry.
+
+    Attributes
+    ----------
+    name: the part before ``:``.
+    usage: how a user writes it, for messages (``imagefolder:PATH``).
+    opener: see :data:`Opener`.
+    argument: ``none``, ``optional`` or ``required`` (the part after ``:``).
+    """
+
+    name: str
+    usage: str
+    opener: Opener
+    argument: str = "none"
+
+
+_REGISTRY: dict[str, DatasetKind] = {}
+
+
+def register_dataset(name: str, opener: Opener, usage: str | None = None, argument: str = "none"):
+    """Make ``--dataset name[:ARG]`` open with ``opener`` (see :class:`DatasetKind`).
+
+    Examples
+    --------
+    >>> def tiny(arg, split, root, download):
+    ...     blank = lambda i: Image.new("RGB", (2, 2))
+    ...     return LabeledImages("tiny", split, np.zeros(2), ["a"], blank)
+    >>> register_dataset("tiny", tiny)
+    >>> len(open_dataset("tiny"))
+    2
+    >>> del _REGISTRY["tiny"]
+    """
+    if argument not in ("none", "optional", "required"):
+        raise ValueError(f"argument must be none, optional or required, got {argument!r}")
+    _REGISTRY[name] = DatasetKind(name, usage or name, opener, argument)
+
+
+def dataset_names() -> tuple[str, ...]:
+    """How each registered dataset is written, for help texts and messages."""
+    return tuple(kind.usage for kind in _REGISTRY.values())
 
 
 def default_root() -> Path:
@@ -44,79 +108,25 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "semprobe" / "data"
 
 
-def eval_transform(image_size: int = 32) -> T.Compose:
-    """The deterministic transform used for feature extraction (resize only if needed)."""
-    steps: list[Any] = []
-    if image_size != 32:
-        steps += [T.Resize(image_size), T.CenterCrop(image_size)]
-    steps += [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
-    return T.Compose(steps)
+def eval_transform(image_size: int = 32) -> EvalTransform:
+    """semprobe's own evaluation transform at ``image_size`` (resized and cropped unless 32).
+
+    Extraction chooses its transform per model (:func:`semprobe.transforms.choose_transform`);
+    this is the one for semprobe's checkpoints on 32 px data.
+    """
+    mean, std = NORMALIZATIONS["cifar10"]
+    if image_size == 32:
+        return EvalTransform(None, None, "cifar10", mean, std)
+    return EvalTransform(image_size, image_size, "cifar10", mean, std)
 
 
 def describe_transform(transform: Callable[..., Any] | None) -> str:
     """A stable text form of a transform, recorded in cache manifests."""
-    return "none" if transform is None else " ".join(repr(transform).split())
-
-
-class LabeledImages(Dataset):
-    """Images with integer labels, class names and (optionally) superclass names.
-
-    Parameters
-    ----------
-    key:
-        Canonical dataset identity, e.g. ``cifar100`` or ``imagefolder:/data/x`` (used in caches).
-    split:
-        ``train`` or ``test``.
-    labels:
-        Integer class index per image.
-    class_names:
-        Name of each class index.
-    load:
-        ``load(i)`` returns image ``i`` as an RGB PIL image.
-    superclass_of:
-        Class name -> superclass name, or None if the dataset has no known grouping.
-    transform:
-        Applied to each PIL image by ``__getitem__``.
-    """
-
-    def __init__(
-        self,
-        key: str,
-        split: str,
-        labels: np.ndarray,
-        class_names: Sequence[str],
-        load: Callable[[int], Image.Image],
-        superclass_of: dict[str, str] | None = None,
-        transform: Callable[[Image.Image], Any] | None = None,
-    ) -> None:
-        self.key = key
-        self.split = split
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.class_names = list(class_names)
-        self.superclass_of = superclass_of
-        self.transform = transform
-        self._load = load
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        image = self._load(index)
-        return (self.transform(image) if self.transform else image), int(self.labels[index])
-
-    def image(self, index: int) -> np.ndarray:
-        """Image ``index`` as ``uint8`` ``(H, W, 3)``, untransformed (for thumbnails)."""
-        return np.asarray(self._load(index).convert("RGB"))
-
-    def superclass_labels(self) -> list[str] | None:
-        """Superclass of each class index, or None when unknown."""
-        if self.superclass_of is None:
-            return None
-        return [self.superclass_of[name] for name in self.class_names]
-
-
-def _array_loader(images: np.ndarray) -> Callable[[int], Image.Image]:
-    return lambda i: Image.fromarray(images[i])
+    if transform is None:
+        return "none"
+    if isinstance(transform, EvalTransform):
+        return transform.describe()
+    return " ".join(repr(transform).split())
 
 
 def _parse_options(text: str, allowed: dict[str, int]) -> dict[str, int]:
@@ -138,8 +148,15 @@ def _parse_options(text: str, allowed: dict[str, int]) -> dict[str, int]:
     return options
 
 
-def _open_synthetic(options: str, split: str) -> LabeledImages:
+def _no_val(name: str, split: str) -> str:
+    if split == "val":
+        raise DatasetError(f"{name} has no val split; use train or test")
+    return split
+
+
+def _open_synthetic(options: str, split: str, root: Path | None, download: bool) -> LabeledImages:
     opts = _parse_options(options, {"train": 50, "test": 10, "seed": 0})
+    split = _no_val("synthetic", split)
     images, labels = synthetic.make_split(split, opts[split], seed=opts["seed"])
     key = f"synthetic:train={opts['train']},test={opts['test']},seed={opts['seed']}"
     return LabeledImages(
@@ -147,14 +164,16 @@ def _open_synthetic(options: str, split: str) -> LabeledImages:
         split,
         labels,
         synthetic.class_names(),
-        _array_loader(images),
+        array_loader(images),
         synthetic.superclass_of(),
+        native_size=synthetic.IMAGE_SIZE,
     )
 
 
 def _open_cifar(name: str, split: str, root: Path | None, download: bool) -> LabeledImages:
     from torchvision import datasets
 
+    split = _no_val(name, split)
     cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     folder = root or default_root()
     try:
@@ -170,43 +189,44 @@ def _open_cifar(name: str, split: str, root: Path | None, download: bool) -> Lab
 
         superclass_of = cifar100_coarse()
     return LabeledImages(
-        name, split, np.asarray(ds.targets), ds.classes, _array_loader(ds.data), superclass_of
-    )
-
-
-def _open_imagefolder(path: str, split: str) -> LabeledImages:
-    from torchvision import datasets
-
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"ImageFolder root {root} does not exist")
-    missing = [s for s in SPLITS if not (root / s).is_dir()]
-    if missing:
-        raise DatasetError(f"ImageFolder root {root} has no {' or '.join(missing)}/ directory")
-    try:
-        ds = datasets.ImageFolder(str(root / split))
-    except (FileNotFoundError, OSError) as exc:
-        raise DatasetError(f"cannot read ImageFolder {root / split}: {exc}") from None
-    superclass_of = None
-    csv_path = root / "superclasses.csv"
-    if csv_path.exists():
-        from semprobe.wordnet import read_superclass_csv
-
-        superclass_of = read_superclass_csv(csv_path, ds.classes)
-    samples = ds.samples
-
-    def load(i: int) -> Image.Image:
-        with Image.open(samples[i][0]) as img:
-            return img.convert("RGB")
-
-    return LabeledImages(
-        f"imagefolder:{root.resolve()}",
+        name,
         split,
         np.asarray(ds.targets),
         ds.classes,
-        load,
+        array_loader(ds.data),
         superclass_of,
+        native_size=32,
     )
+
+
+def _open_imagefolder(path: str, split: str, root: Path | None, download: bool) -> LabeledImages:
+    from semprobe.folders import open_imagefolder
+
+    return open_imagefolder(path, split)
+
+
+def _open_imagenet(path: str, split: str, root: Path | None, download: bool) -> LabeledImages:
+    from semprobe.imagenet import open_imagenet
+
+    return open_imagenet(path, split)
+
+
+register_dataset("cifar10", lambda _, split, root, dl: _open_cifar("cifar10", split, root, dl))
+register_dataset("cifar100", lambda _, split, root, dl: _open_cifar("cifar100", split, root, dl))
+register_dataset("imagefolder", _open_imagefolder, "imagefolder:PATH", "required")
+register_dataset("imagenet", _open_imagenet, "imagenet:PATH", "required")
+register_dataset("synthetic", _open_synthetic, "synthetic", "optional")
+
+
+def _register_evaluation_sets() -> None:
+    """torchvision's transfer datasets, ``classfolder:PATH``: :mod:`semprobe.evaluation_data`."""
+    from semprobe.evaluation_data import register
+
+    register(register_dataset, default_root)
+
+
+_register_evaluation_sets()
+DATASETS = dataset_names()
 
 
 def open_dataset(
@@ -223,7 +243,7 @@ def open_dataset(
     name:
         See the module docstring.
     split:
-        ``train`` or ``test``.
+        ``train``, ``test`` or ``val`` (folders with a ``val/``; ``test`` falls back to it).
     root:
         Storage folder for torchvision datasets (default :func:`default_root`).
     download:
@@ -235,17 +255,24 @@ def open_dataset(
     ------
     DatasetError
         Unknown name or split, a missing folder, a dataset absent offline.
+
+    Examples
+    --------
+    >>> ds = open_dataset("synthetic:train=1,test=1", "test")
+    >>> len(ds), ds.native_size, ds.split, ds.open_args["name"]
+    (100, 32, 'test', 'synthetic:train=1,test=1')
     """
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; choose train or test")
-    kind, _, rest = name.partition(":")
-    if kind == "synthetic":
-        ds = _open_synthetic(rest, split)
-    elif kind in ("cifar10", "cifar100") and not rest:
-        ds = _open_cifar(kind, split, Path(root) if root else None, download)
-    elif kind == "imagefolder" and rest:
-        ds = _open_imagefolder(rest, split)
-    else:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    kind_name, sep, rest = name.partition(":")
+    kind = _REGISTRY.get(kind_name)
+    if (
+        kind is None
+        or (kind.argument == "none" and sep)
+        or (kind.argument == "required" and not rest)
+    ):
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+    ds = kind.opener(rest, split, Path(root) if root else None, download)
     ds.transform = transform
+    ds.open_args = {"name": name, "split": split, "root": str(root) if root else None}
     return ds

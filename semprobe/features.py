@@ -5,11 +5,16 @@ For each image we store the backbone features and, for SEM models, the pre-softm
 logits (:meth:`FeatureSet.sem`), so a tau sweep never re-runs the backbone.
 
 Cache layout: ``<cache_dir>/<key-hash>/`` holding ``features.npy``, ``logits.npy`` (SEM models),
-``labels.npy`` and ``manifest.json`` (model fingerprint, dataset, split, transform, shapes, dtype,
-semprobe version). The directory is built under a temporary name and renamed into place only
-once every file is complete and fsynced, so a killed extraction never leaves a directory that a
-later run takes as valid. Arrays are written with plain appends, not memory maps, so memory stays
-bounded by one batch whatever the dataset size.
+``labels.npy`` and ``manifest.json`` (model fingerprint, dataset and its file fingerprint, split,
+transform, shapes, dtype, semprobe version). The directory is built under a temporary name and
+renamed into place only once every file is complete and fsynced, so a killed extraction (or a
+killed rank of a distributed one) never leaves a directory that a later run takes as valid.
+Arrays are preallocated and written by rows (:mod:`semprobe.npyrows`), so memory stays bounded
+by one batch whatever the dataset size, and the ranks of a distributed extraction
+(:mod:`semprobe.shards`) write one cache that is byte for byte a single process's.
+
+Concurrent runs that need the same entry take its lock in turn (:mod:`semprobe.locks`): one
+extracts, the others wait and then read what it wrote; a complete entry is never replaced.
 """
 
 from __future__ import annotations
@@ -17,16 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from semprobe import __version__
+from semprobe import __version__, distributed
 from semprobe.atomic import (
     atomic_directory,
     atomic_path,
@@ -34,10 +38,14 @@ from semprobe.atomic import (
     remove_dead_leftovers,
     write_json,
 )
-from semprobe.data import LabeledImages, describe_transform
+from semprobe.data import describe_transform
 from semprobe.errors import CacheError, SemprobeError
+from semprobe.images import LabeledImages
+from semprobe.locks import holding
 from semprobe.model import SEMModel, state_fingerprint
+from semprobe.npyrows import RowFile
 from semprobe.sem import sem_softmax
+from semprobe.shards import Layout, extract_rows, run_sharded
 from semprobe.validation import check_tau
 
 MANIFEST = "manifest.json"
@@ -45,34 +53,6 @@ DTYPES = {"float16": np.float16, "float32": np.float32}
 # Above this many bytes (as float32) SEM features are written to a derived cache file rather than
 # held in memory.
 IN_MEMORY_LIMIT = 2 * 1024**3
-
-
-class _NpyAppender:
-    """Write a ``.npy`` of known shape by appending rows, without a memory map."""
-
-    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
-        self.path = path
-        self.dtype = np.dtype(dtype)
-        self.handle: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
-        header = {
-            "descr": np.lib.format.dtype_to_descr(self.dtype),
-            "fortran_order": False,
-            "shape": shape,
-        }
-        np.lib.format.write_array_header_2_0(self.handle, header)
-        self.rows_expected = shape[0]
-        self.rows = 0
-
-    def append(self, block: np.ndarray) -> None:
-        self.handle.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
-        self.rows += len(block)
-
-    def close(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        if self.rows != self.rows_expected:
-            raise CacheError(f"{self.path}: wrote {self.rows} rows, expected {self.rows_expected}")
 
 
 @dataclass
@@ -110,6 +90,16 @@ class FeatureSet:
     def superclass_of(self) -> dict[str, str] | None:
         return self.manifest["dataset"].get("superclass_of")
 
+    @property
+    def transform(self) -> str:
+        """The evaluation transform the images went through, in words."""
+        return str(self.manifest["key"]["transform"])
+
+    @property
+    def excluded(self) -> list[str]:
+        """The images left out as unreadable (``--skip-unreadable``): ``file: reason``."""
+        return list(self.manifest["dataset"].get("excluded", []))
+
     def require_logits(self, what: str = "this analysis") -> np.ndarray:
         """The SEM logits, or a clear error for a model without SEM embedder."""
         if self.logits is None:
@@ -137,20 +127,18 @@ class FeatureSet:
                 ).numpy()
             return out
         derived = self.directory / f"sem_tau{tau:g}.npy"
-        if not derived.exists():
-            with atomic_path(derived, suffix=".npy") as tmp:
-                writer = _NpyAppender(tmp, (n, width), np.dtype(np.float16))
-                try:
-                    for start in range(0, n, chunk_rows):
-                        block = torch.from_numpy(
-                            np.array(logits[start : start + chunk_rows], np.float32)
-                        )
-                        probs = sem_softmax(block.float(), self.num_simplices, self.vocab, tau)
-                        writer.append(probs.numpy())
-                except BaseException:
-                    writer.handle.close()
-                    raise
-                writer.close()
+        # The entry's lock: two runs needing the same derived file write it once.
+        with holding(self.directory, "feature cache"):
+            if not derived.exists():
+                with atomic_path(derived, suffix=".npy") as tmp:
+                    RowFile.create(tmp, (n, width), np.float16)
+                    with RowFile(tmp, (n, width), np.float16) as writer:
+                        for start in range(0, n, chunk_rows):
+                            block = torch.from_numpy(
+                                np.array(logits[start : start + chunk_rows], np.float32)
+                            )
+                            probs = sem_softmax(block, self.num_simplices, self.vocab, tau)
+                            writer.write(start, probs.numpy())
         return np.load(derived, mmap_mode="r")
 
 
@@ -166,6 +154,8 @@ def cache_key(model: SEMModel, dataset: LabeledImages, dtype: str, fingerprint: 
             "vocab": spec.vocab,
         },
         "dataset": dataset.key,
+        # The files' names, sizes and times (folders), and which were left out as unreadable.
+        "dataset_fingerprint": dataset.fingerprint,
         "split": dataset.split,
         "n_samples": len(dataset),
         "transform": describe_transform(dataset.transform),
@@ -173,7 +163,8 @@ def cache_key(model: SEMModel, dataset: LabeledImages, dtype: str, fingerprint: 
     }
 
 
-def _key_dir(cache_dir: Path, key: dict) -> Path:
+def entry_directory(cache_dir: Path, key: dict) -> Path:
+    """The cache entry of ``key`` under ``cache_dir`` (it may not exist yet)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     split = key["split"]
     return cache_dir / f"{key['model_fingerprint'][:12]}-{split}-{digest}"
@@ -222,15 +213,19 @@ def extract_features(
     device: str = "cpu",
     progress: bool = True,
     fingerprint: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> FeatureSet:
     """Extract (or reuse) the features of ``model`` on ``dataset``.
+
+    In a distributed session (``torchrun``, see :mod:`semprobe.distributed`) every rank extracts
+    its shard into the same cache, which must then be on a file system all ranks share.
 
     Parameters
     ----------
     model:
         The model; put in eval mode for extraction.
     dataset:
-        A :class:`LabeledImages` whose ``transform`` yields normalised tensors.
+        A :class:`~semprobe.images.LabeledImages` whose ``transform`` yields normalised tensors.
     cache_dir:
         Root of the feature cache; one sub-directory per cache key.
     dtype:
@@ -241,6 +236,8 @@ def extract_features(
         Show a progress bar.
     fingerprint:
         :func:`state_fingerprint` of ``model`` if already known (it hashes every weight).
+    say:
+        Called with one line when another process holds the entry (e.g. ``print``).
 
     Returns
     -------
@@ -258,80 +255,66 @@ def extract_features(
         raise CacheError(f"feature cache: {exc}") from None
     fingerprint = fingerprint or state_fingerprint(model)
     key = cache_key(model, dataset, dtype, fingerprint)
-    final = _key_dir(root, key)
+    final = entry_directory(root, key)
     cached = open_cache(final, key)
     if cached is not None:
         return cached
-    remove_dead_leftovers(final, "tmp")  # partial caches of killed extractions
-    # An invalid leftover under the final name (edited by hand, say) stays until the new cache
-    # replaces it.
-    with atomic_directory(final, tag="tmp", what="feature cache", error=CacheError) as partial:
-        _extract_into(
-            model, dataset, partial, key, DTYPES[dtype], batch_size, num_workers, device, progress
-        )
+    with holding(final, "feature cache", say):
+        cached = open_cache(final, key)  # another process may have written it meanwhile
+        if cached is not None:
+            return cached
+        remove_dead_leftovers(final, "tmp")  # partial caches of killed extractions
+        # An invalid leftover under the final name (edited by hand, say) stays until the new
+        # cache replaces it.
+        with atomic_directory(final, tag="tmp", what="feature cache", error=CacheError) as work:
+            _extract_into(
+                model, dataset, work, key, dtype, (batch_size, num_workers, device), progress, say
+            )
     result = open_cache(final, key)
     if result is None:  # pragma: no cover - would mean the file system lost our writes
         raise CacheError(f"feature cache {final} could not be read back")
     return result
 
 
-@torch.no_grad()
 def _extract_into(
     model: SEMModel,
     dataset: LabeledImages,
     folder: Path,
     key: dict,
-    dtype: Any,
-    batch_size: int,
-    num_workers: int,
-    device: str,
+    dtype: str,
+    loop: tuple[int, int, str],
     progress: bool,
+    say: Callable[[str], None] | None,
 ) -> None:
-    dev = _torch_device(device)
-    model = model.to(dev).eval()
-    n = len(dataset)
-    spec = model.spec
-    shapes: dict[str, list[int]] = {"features": [n, model.feat_dim], "labels": [n]}
-    writers = {"features": _NpyAppender(folder / "features.npy", (n, model.feat_dim), dtype)}
+    """Every file of the cache entry ``folder``; ``loop`` is (batch size, workers, device)."""
+    batch_size, num_workers, device = loop
+    n, spec = len(dataset), model.spec
+    widths = {"features": model.feat_dim}
     if spec.has_sem:
-        shapes["logits"] = [n, spec.sem_width]
-        writers["logits"] = _NpyAppender(folder / "logits.npy", (n, spec.sem_width), dtype)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        pin_memory=dev.type == "cuda",
-    )
-    labels = np.empty(n, dtype=np.int64)
-    row = 0
-    try:
-        bar = tqdm(total=n, desc=f"extract {dataset.split}", unit="img", disable=not progress)
-        for images, targets in loader:
-            feats, logits = model.features_and_logits(images.to(dev, non_blocking=True))
-            writers["features"].append(feats.float().cpu().numpy())
-            if logits is not None:
-                writers["logits"].append(logits.float().cpu().numpy())
-            labels[row : row + len(targets)] = targets.numpy()
-            row += len(targets)
-            bar.update(len(targets))
-        bar.close()
-    finally:
-        for writer in writers.values():
-            if not writer.handle.closed:
-                writer.handle.close() if row != n else writer.close()
-    np.save(folder / "labels.npy", labels)  # atomic_directory fsyncs every file before the swap
-    write_json(folder / MANIFEST, _manifest(key, dataset, shapes, dtype))
-
-
-def _torch_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise SemprobeError(f"bad device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SemprobeError(f"device {device!r} requested but CUDA is not available")
-    return dev
+        widths["logits"] = spec.sem_width
+    layout = Layout(n, widths, dtype)
+    for name in widths:  # reserved in full now: a full disk fails before any work
+        RowFile.create(folder / f"{name}.npy", layout.shape(name), dtype)
+    RowFile.create(folder / "labels.npy", (n,), np.int64)
+    with RowFile(folder / "labels.npy", (n,), np.int64) as labels:
+        labels.write(0, dataset.labels)
+    session = distributed.current()
+    if session is not None and session.world_size > 1:
+        if say is not None:
+            say(f"extract {dataset.split}: {n} images over {session.world_size} processes")
+        run_sharded(
+            session, model, dataset, folder, layout, batch_size, num_workers, device, progress
+        )
+    else:
+        rows, desc = (0, n), f"extract {dataset.split}"
+        extract_rows(
+            model, dataset, folder, layout, rows, batch_size, num_workers, device, progress, desc
+        )
+    shapes: dict[str, list[int]] = {name: list(layout.shape(name)) for name in widths}
+    shapes["labels"] = [n]
+    # atomic_directory fsyncs every file before the swap; the manifest, written last, marks the
+    # directory complete.
+    write_json(folder / MANIFEST, _manifest(key, dataset, shapes, DTYPES[dtype]))
 
 
 def _manifest(
@@ -348,7 +331,15 @@ def _manifest(
             "split": dataset.split,
             "class_names": dataset.class_names,
             "superclass_of": dataset.superclass_of,
+            "excluded": [dataset.excluded[i] for i in sorted(dataset.excluded)],
         },
+        "transform": _transform_record(dataset.transform),
         "shapes": shapes,
         "dtype": np.dtype(dtype).name,
     }
+
+
+def _transform_record(transform: Any) -> dict[str, Any]:
+    if hasattr(transform, "to_dict"):
+        return dict(transform.to_dict())
+    return {"description": describe_transform(transform)}

@@ -38,6 +38,9 @@ class ModelSpec:
     tau_target: the momentum branch's temperature, kept for the record.
     method: the self-supervised method that trained it.
     dataset: the pre-training dataset name, for the record.
+    normalize: the input normalisation it expects, a preset of :mod:`semprobe.transforms`
+        (``authors-cifar`` for the SEM authors' CIFAR checkpoints, ...); empty for semprobe's
+        own pretraining statistics (``cifar10``).
     """
 
     backbone: str = "resnet18"
@@ -48,6 +51,7 @@ class ModelSpec:
     tau_target: float = 1.0
     method: str = "unknown"
     dataset: str = "unknown"
+    normalize: str = ""
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -131,5 +135,6 @@ def state_fingerprint(model: nn.Module) -> str:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous().reshape(-1)
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():  # hashed in place: a copy of a 1 GB embedder would double the time
+            digest.update(t.view(torch.uint8).numpy())
     return digest.hexdigest()
