@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from semprobe.model import ModelSpec
 from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from semprobe.pretrain.config import PretrainConfig
 from semprobe.pretrain.views import forward_views
 
 
@@ -47,6 +48,10 @@ class BYOL(MomentumMethod):
         self.momentum_projector = momentum_networks(self.projector)
         self.predictor = BYOLPredictionHead(proj_output_dim, pred_hidden_dim, proj_output_dim)
         self.criterion = NegativeCosineSimilarity()
+
+    @classmethod
+    def options(cls, cfg: PretrainConfig) -> dict[str, Any]:
+        return super().options(cfg) | {"pred_hidden_dim": cfg.pred_hidden_dim}
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [*super().momentum_pairs(), (self.projector, self.momentum_projector)]

@@ -8,15 +8,26 @@ Lightning hands every checkpoint it writes (periodic, final) to the strategy's `
 Reading goes through :func:`semprobe.checkpoint.read_checkpoint`, i.e. ``torch.load`` with
 ``weights_only=True``, so resuming never unpickles code; everything written is tensors and plain
 data.
+
+:class:`PeriodicCheckpoint` is Lightning's ``ModelCheckpoint`` that also keeps
+``checkpoints/last.ckpt`` naming the newest file. Lightning's own ``save_last`` writes the state a
+second time (``True``) or removes and recreates a symbolic link to a file that the next save
+deletes (``"link"``); here ``last.ckpt`` becomes a hard link to the file just written (a copy where
+the file system has no hard links), built under a temporary name and renamed into place, so it
+always names a complete checkpoint and costs no second write.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from semprobe import __version__
@@ -71,3 +82,39 @@ class SemprobeCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         # Always weights-only, whatever Lightning asks: our files never need more.
         return read_checkpoint(path)
+
+
+LAST_NAME = "last.ckpt"
+
+
+def link_atomically(source: str | os.PathLike[str], destination: str | os.PathLike[str]) -> None:
+    """Make ``destination`` a second name of ``source``, replacing it atomically.
+
+    A hard link where the file system allows one, else a copy; either is made under a temporary
+    name beside ``destination`` and renamed over it, so a reader sees the old file or the new one.
+    """
+    src, dest = Path(source), Path(destination)
+    if dest.exists() and os.path.samefile(src, dest):
+        return  # rename() between two names of one file would do nothing
+    with atomic_path(dest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+class PeriodicCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that points ``<dirpath>/last.ckpt`` at each file it writes."""
+
+    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        # Lightning writes on global rank 0 only, and all ranks wait for it before going on.
+        if trainer.is_global_zero:
+            self.point_last_at(filepath)
+
+    def point_last_at(self, path: str | os.PathLike[str]) -> None:
+        """Make ``last.ckpt`` (beside the periodic checkpoints) name ``path``."""
+        if self.dirpath is None:
+            raise ValueError("PeriodicCheckpoint needs a dirpath")
+        link_atomically(path, Path(self.dirpath) / LAST_NAME)

@@ -1,12 +1,18 @@
-"""A short GPU check of BYOL + SEM: throughput, peak memory and a falling loss.
+"""A short GPU check of every method + SEM: throughput, peak memory and a falling loss.
 
 ``python -m semprobe.pretrain.gpu_check`` trains the paper's CIFAR model (Lavoie et al., ICLR 2023,
-arXiv 2204.00616: ResNet-18 with the CIFAR stem, L = 5000, V = 13, batch 256, bf16-mixed) for a
-couple of hundred steps, on random tensors or, with ``--image-folder PATH``, on real images with
-the BYOL augmentations. It prints images/s (timed after a warm-up), peak GPU memory, and the mean
-loss of the first and last steps, and ends with one summary line; the exit code is 1 when the
-loss did not fall. ``--compare-baseline`` times BYOL without SEM in the same process, so the two
-numbers share a GPU. ``--cpu-smoke`` runs the same code on the CPU at toy sizes, for tests.
+arXiv 2204.00616: ResNet-18 with the CIFAR stem, L = 5000, V = 13, batch 256, bf16-mixed) with
+each of the seven methods (``--methods`` to choose; each with its own heads and defaults) for a
+couple of hundred steps, on random tensors or, with ``--image-folder PATH``, on real images with the
+method's augmentations. It prints, per method, images/s (timed after a warm-up), peak GPU memory
+and the mean loss of the first and last steps, and ends with one summary line; the exit code is 1
+when a loss did not fall. DINO runs with its teacher held at its initial weights (EMA momentum 1:
+the same work per step), because a moving teacher makes a short DINO run's loss rise as centring
+spreads the teacher's outputs; against a fixed teacher a falling loss means the student learns.
+MoCo's loss is judged from the step its queue holds only real keys, DINO's from the step its
+centre has settled. ``--compare-baseline`` also
+times each method without SEM in the same process, so the two numbers share a GPU.
+``--cpu-smoke`` runs the same code on the CPU at toy sizes, for tests.
 
 On random tensors the two views are the same noise image with independent flips and added noise,
 made on the device so that data loading never limits the measurement.
@@ -31,9 +37,32 @@ from torch.utils.data import DataLoader, Dataset
 from semprobe.data import open_dataset
 from semprobe.errors import SemprobeError
 from semprobe.pretrain.augment import two_view_transform
-from semprobe.pretrain.config import PretrainConfig
+from semprobe.pretrain.config import METHODS, PretrainConfig
 from semprobe.pretrain.data import PretrainData
 from semprobe.pretrain.train import build_module
+
+NAMES = {
+    "byol": "BYOL",
+    "mocov2plus": "MoCo",
+    "simclr": "SimCLR",
+    "barlowtwins": "BarlowTwins",
+    "vicreg": "VICReg",
+    "swav": "SwAV",
+    "dino": "DINO",
+}
+# Steps after which DINO's centre holds less than 0.9^20 = 12 % of its initial zero.
+DINO_CENTRE_STEPS = 20
+# Steps of the CPU smoke form: MoCo and DINO need their queue and centre settled first.
+SMOKE_STEPS = {"mocov2plus": 40, "dino": 40}
+# Options that make a short run's loss a measure of learning (see the module docstring).
+CHECK_OPTIONS: dict[str, dict[str, Any]] = {"dino": {"base_momentum": 1.0, "final_momentum": 1.0}}
+# Toy method options of the CPU smoke form.
+SMOKE_OPTIONS: dict[str, dict[str, Any]] = {
+    "byol": {"pred_hidden_dim": 64},
+    "mocov2plus": {"queue_size": 64},
+    "swav": {"queue_size": 64, "num_prototypes": 20, "queue_start_epoch": 0},
+    "dino": {"num_prototypes": 64, "warmup_teacher_epochs": 0},
+}
 
 
 class _RandomBatches(Dataset):
@@ -81,6 +110,7 @@ class Meter(Callback):
     """Records each step's self-supervised loss and times the steps after ``warmup``."""
 
     warmup: int
+    metric: str = "ssl_loss"
     losses: list[float] = field(default_factory=list)
     timed_steps: int = 0
     timed_seconds: float = 0.0
@@ -102,7 +132,7 @@ class Meter(Callback):
             self._sync(module)
             self.timed_seconds += time.perf_counter() - self._start
             self.timed_steps += 1
-        self.losses.append(float(trainer.callback_metrics["train/ssl_loss"]))
+        self.losses.append(float(trainer.callback_metrics[f"train/{self.metric}"]))
 
 
 @dataclass
@@ -158,39 +188,50 @@ def measure(
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=data)
     peak = torch.cuda.max_memory_allocated() / 2**30 if on_gpu else float("nan")
-    k = max(1, min(10, len(meter.losses) // 4))
+    losses = _judged_losses(cfg, meter.losses, batch)
+    k = max(1, min(10, len(losses) // 4))
     step_s = meter.timed_seconds / max(meter.timed_steps, 1)
     return Result(
         name=name,
         images_per_s=batch / step_s if step_s > 0 else float("nan"),
         step_ms=1000 * step_s,
         peak_gib=peak,
-        loss_first=sum(meter.losses[:k]) / k,
-        loss_last=sum(meter.losses[-k:]) / k,
+        loss_first=sum(losses[:k]) / k,
+        loss_last=sum(losses[-k:]) / k,
     )
 
 
-def _configs(args: argparse.Namespace) -> tuple[PretrainConfig, int, int]:
+def _judged_losses(cfg: PretrainConfig, losses: list[float], batch: int) -> list[float]:
+    """The steps whose loss shows learning, when enough of them remain: MoCo's from the step its
+    queue holds only real keys (before, it compares with random ones, an easier task); DINO's
+    once its centre (an EMA at momentum 0.9) has forgotten its start at zero, which first makes
+    the teacher's targets harder."""
+    start = {"mocov2plus": int(cfg.queue_size or 0) // batch, "dino": DINO_CENTRE_STEPS}
+    first = start.get(cfg.method, 0)
+    return losses[first:] if len(losses) - first >= 8 else losses
+
+
+def _configs(args: argparse.Namespace, method: str) -> tuple[PretrainConfig, int, int]:
     if args.cpu_smoke:
-        base = PretrainConfig(
-            method="byol",
-            dataset="synthetic",
-            backbone="small_cnn",
-            num_simplices=16,
-            vocab=4,
-            proj_hidden_dim=64,
-            pred_hidden_dim=64,
-            proj_output_dim=32,
-            batch_size=16,
-            precision="32",
-            accelerator="cpu",
-            warmup_epochs=0,
-            workers=0,
-            lr=4.0,
-        )
-        return base, min(args.steps, 16), min(args.warmup_steps, 2)
+        toy: dict[str, Any] = {
+            "dataset": "synthetic",
+            "backbone": "small_cnn",
+            "num_simplices": 16,
+            "vocab": 4,
+            "proj_hidden_dim": 64,
+            "proj_output_dim": 32,
+            "batch_size": 16,
+            "precision": "32",
+            "accelerator": "cpu",
+            "warmup_epochs": 0,
+            "workers": 0,
+            "lr": 4.0,
+        }
+        toy |= SMOKE_OPTIONS.get(method, {}) | CHECK_OPTIONS.get(method, {})
+        base = PretrainConfig(method=method, **toy)
+        return base, min(args.steps, SMOKE_STEPS.get(method, 16)), min(args.warmup_steps, 2)
     base = PretrainConfig(
-        method="byol",
+        method=method,
         dataset="cifar100",
         backbone="resnet18",
         cifar_stem=True,
@@ -201,6 +242,7 @@ def _configs(args: argparse.Namespace) -> tuple[PretrainConfig, int, int]:
         accelerator="gpu",
         warmup_epochs=0,
         workers=args.workers,
+        **CHECK_OPTIONS.get(method, {}),
     )
     return base, args.steps, args.warmup_steps
 
@@ -213,12 +255,25 @@ def _line(r: Result) -> str:
     )
 
 
+def _variants(args: argparse.Namespace) -> list[tuple[str, PretrainConfig, int, int]]:
+    variants = []
+    for method in args.methods:
+        base, steps, warmup = _configs(args, method)
+        variants.append((f"{NAMES[method]}+SEM", base, steps, warmup))
+        if args.compare_baseline:
+            variants.append((NAMES[method], dataclasses.replace(base, sem=False), steps, warmup))
+    return variants
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check; return 0 when every measured loss fell."""
     parser = argparse.ArgumentParser(
         prog="python -m semprobe.pretrain.gpu_check", description=__doc__
     )
     parser.add_argument("--image-folder", metavar="PATH", help="ImageFolder root with train/")
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="(default: all)"
+    )
     parser.add_argument("--steps", type=int, default=200, help="steps per variant (200)")
     parser.add_argument("--warmup-steps", type=int, default=20, help="untimed steps (20)")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -226,31 +281,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vocab", type=int, default=13, metavar="V")
     parser.add_argument("--precision", default="bf16-mixed", help="32, bf16-mixed, 16-mixed")
     parser.add_argument("--workers", type=int, default=8, help="loader workers (ImageFolder)")
-    parser.add_argument("--compare-baseline", action="store_true", help="also time BYOL")
+    parser.add_argument(
+        "--compare-baseline", action="store_true", help="also time each method without SEM"
+    )
     parser.add_argument("--cpu-smoke", action="store_true", help="toy sizes on the CPU")
     args = parser.parse_args(argv)
     if not args.cpu_smoke and not torch.cuda.is_available():
         print("gpu_check: error: no CUDA device (use --cpu-smoke on a CPU)", file=sys.stderr)
         return 2
+    results = []
+    threads = torch.get_num_threads()
+    if args.cpu_smoke:
+        torch.set_num_threads(1)  # toy steps: a second OpenMP thread only spins on a busy CPU
     try:
-        base, steps, warmup = _configs(args)
-        variants = [("BYOL+SEM", base)]
-        if args.compare_baseline:
-            variants.append(("BYOL", dataclasses.replace(base, sem=False)))
-        results = []
-        for name, cfg in variants:
+        for name, cfg, steps, warmup in _variants(args):
             result = measure(name, cfg, steps, warmup, args.image_folder)
             print(_line(result), flush=True)
             results.append(result)
     except SemprobeError as exc:
         print(f"gpu_check: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(threads)
     device = "cpu (smoke)" if args.cpu_smoke else torch.cuda.get_device_name(0)
-    ok = all(r.falling for r in results)
-    summary = f"gpu_check {'OK' if ok else 'FAILED'} on {device}: " + _line(results[0])
-    if len(results) > 1:
-        summary += f"; SEM step time x{results[0].step_ms / results[1].step_ms:.2f} of BYOL"
-    print(summary + ("" if ok else " (loss did not fall)"))
+    falling = [r for r in results if r.falling]
+    ok = len(falling) == len(results)
+    slowest = max(results, key=lambda r: r.step_ms)
+    summary = (
+        f"gpu_check {'OK' if ok else 'FAILED'} on {device}: {len(falling)}/{len(results)} "
+        f"variants with a falling loss; slowest {slowest.name} {slowest.step_ms:.1f} ms/step"
+    )
+    if args.compare_baseline:
+        ratios = [
+            f"{sem.name} x{sem.step_ms / base.step_ms:.2f}"
+            for sem, base in zip(results[::2], results[1::2], strict=True)
+        ]
+        summary += "; SEM step time of the baseline's: " + ", ".join(ratios)
+    failed = [r.name for r in results if not r.falling]
+    print(summary + (f" (loss did not fall: {', '.join(failed)})" if failed else ""))
     return 0 if ok else 1
 
 

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec
 from semprobe.pretrain.base import MomentumMethod, SSLOutput, momentum_networks
+from semprobe.pretrain.config import PretrainConfig
 from semprobe.pretrain.views import forward_views
 
 
@@ -41,6 +42,16 @@ def persist_queue(bank: MemoryBankModule) -> MemoryBankModule:
     bank.register_buffer("bank", bank.bank, persistent=True)
     bank.register_buffer("bank_ptr", bank.bank_ptr, persistent=True)
     return bank
+
+
+def check_queue(queue_size: int, batch_size: int) -> None:
+    """Refuse a queue that the keys of one step (batch x processes) do not tile exactly."""
+    keys_per_step = batch_size * dist.world_size()
+    if queue_size % keys_per_step:
+        raise SemprobeError(
+            f"queue_size {queue_size} is not a multiple of the {keys_per_step} keys "
+            "added per step (batch size x processes)"
+        )
 
 
 def contrastive_loss(temperature: float, queue_size: int, dim: int) -> NTXentLoss:
@@ -85,6 +96,10 @@ class MoCoV2Plus(MomentumMethod):
         self.criterion_1 = contrastive_loss(temperature, queue_size, proj_output_dim)
         self.criterion_2 = contrastive_loss(temperature, queue_size, proj_output_dim)
 
+    @classmethod
+    def options(cls, cfg: PretrainConfig) -> dict[str, Any]:
+        return super().options(cfg) | {"queue_size": cfg.queue_size, "temperature": cfg.temperature}
+
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [*super().momentum_pairs(), (self.projector, self.momentum_projector)]
 
@@ -92,12 +107,7 @@ class MoCoV2Plus(MomentumMethod):
         return [*super().ssl_networks(), self.projector]
 
     def ssl_step(self, view1: Tensor, view2: Tensor) -> SSLOutput:
-        keys_per_step = view1.shape[0] * dist.world_size()
-        if self.queue_size % keys_per_step:
-            raise SemprobeError(
-                f"queue_size {self.queue_size} is not a multiple of the {keys_per_step} keys "
-                "added per step (batch size x processes)"
-            )
+        check_queue(self.queue_size, view1.shape[0])
         # Batch norm sees one view at a time (as in solo-learn); see pretrain.views.
         feats, logits, reps = self.online([view1, view2])
         q1, q2 = forward_views(self.projector, reps)

@@ -2,9 +2,11 @@
 
 Parameter groups follow solo-learn / the SEM authors: the self-supervised network's weights get
 the weight decay (and, with LARS, the trust ratio); biases and normalisation parameters are
-excluded from both when LARS is used (``--exclude_bias_n_norm``); the online classifiers have their
-own learning rate and no weight decay. The schedule is a linear warm-up followed by a cosine decay
-to 0, stepped every optimisation step (lightly's ``CosineWarmupScheduler``).
+excluded from both when LARS is used (``--exclude_bias_n_norm``, which every CIFAR script of the
+authors sets except ``sdswav``); the online classifiers have their own learning rate and no weight
+decay. The schedule is a linear warm-up followed by a cosine decay to ``min_lr_ratio`` times the
+peak (0, or 0.001 for SwAV's ``--min_lr 0.0006`` at lr 0.6), stepped every optimisation step
+(lightly's ``CosineWarmupScheduler``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class OptimSettings:
     weight_decay: L2 penalty of the self-supervised network's weights.
     warmup_epochs: epochs of linear warm-up before the cosine decay.
     lars_eta: LARS trust coefficient.
+    exclude_bias_norm: with LARS, leave biases and norm parameters out of the trust ratio and the
+        weight decay.
+    min_lr_ratio: the learning rate at the end of the cosine decay, as a fraction of the peak.
     """
 
     name: str = "lars"
@@ -41,6 +46,8 @@ class OptimSettings:
     weight_decay: float = 1e-5
     warmup_epochs: int = 10
     lars_eta: float = 0.02
+    exclude_bias_norm: bool = True
+    min_lr_ratio: float = 0.0
 
 
 def parameter_groups(
@@ -48,7 +55,7 @@ def parameter_groups(
 ) -> list[dict[str, Any]]:
     """Split parameters into decayed, non-decayed (biases, norms) and classifier groups."""
     nets = list(networks)
-    if settings.name == "lars":
+    if settings.name == "lars" and settings.exclude_bias_norm:
         decay, no_decay = get_weight_decay_parameters(nets)
     else:
         decay, no_decay = [p for net in nets for p in net.parameters()], []
@@ -91,11 +98,15 @@ def build_optimizer(groups: list[dict[str, Any]], settings: OptimSettings) -> to
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int, warmup_epochs: int
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_epochs: int,
+    min_lr_ratio: float = 0.0,
 ) -> CosineWarmupScheduler:
-    """Linear warm-up over ``warmup_epochs`` then cosine decay to 0 at ``total_steps``."""
+    """Linear warm-up over ``warmup_epochs``, then cosine decay to ``min_lr_ratio`` x the peak."""
     total = max(int(total_steps), 1)
     warmup = min(warmup_epochs * max(int(steps_per_epoch), 1), total)
     return CosineWarmupScheduler(
-        optimizer, warmup_epochs=warmup, max_epochs=total, start_value=1.0, end_value=0.0
+        optimizer, warmup_epochs=warmup, max_epochs=total, start_value=1.0, end_value=min_lr_ratio
     )

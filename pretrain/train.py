@@ -5,12 +5,16 @@ precision, gradient clipping, progress bar, logging, periodic checkpoints, resum
 Lightning's; this module only wires it up. Output directory layout::
 
     OUT/checkpoints/stepNNNNNNN.ckpt   every --checkpoint-every epochs (the latest, or all)
+    OUT/checkpoints/last.ckpt          the newest checkpoint written (periodic or final)
     OUT/final.ckpt                     at the end
     OUT/csv/version_K/metrics.csv      CSVLogger
     OUT/tensorboard/version_K/         TensorBoardLogger
 
 Every ``.ckpt`` is both a semprobe model checkpoint and a Lightning resume checkpoint (see
-:mod:`semprobe.pretrain.checkpoint_io`).
+:mod:`semprobe.pretrain.checkpoint_io`), so ``--resume OUT/checkpoints/last.ckpt`` continues any
+run, killed or finished. ``last.ckpt`` is a second name of the newest file (a hard link, or a copy
+where the file system has none), swapped in atomically after that file is complete: a run killed
+at any moment leaves it naming a whole checkpoint.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from semprobe.atomic import ensure_writable_dir
@@ -35,13 +39,12 @@ from semprobe.data import LabeledImages, default_root, open_dataset
 from semprobe.errors import SemprobeError
 from semprobe.model import ModelSpec
 from semprobe.pretrain.augment import two_view_transform
-from semprobe.pretrain.base import MomentumMethod
-from semprobe.pretrain.byol import BYOL
-from semprobe.pretrain.checkpoint_io import SemprobeCheckpointIO
+from semprobe.pretrain.base import SSLMethod
+from semprobe.pretrain.checkpoint_io import LAST_NAME, PeriodicCheckpoint, SemprobeCheckpointIO
 from semprobe.pretrain.config import PretrainConfig, dataset_kind
 from semprobe.pretrain.data import PretrainData
-from semprobe.pretrain.mocov2plus import MoCoV2Plus
 from semprobe.pretrain.optim import OptimSettings
+from semprobe.pretrain.registry import method_class
 
 # Options that fix the shapes of the saved state: a resumed run must agree on all of them.
 ARCHITECTURE_KEYS = (
@@ -55,6 +58,7 @@ ARCHITECTURE_KEYS = (
     "proj_output_dim",
     "pred_hidden_dim",
     "queue_size",
+    "num_prototypes",
     "online_taus",
     "dataset",
 )
@@ -88,8 +92,8 @@ def model_spec(cfg: PretrainConfig) -> ModelSpec:
         cifar_stem=cfg.cifar_stem,
         num_simplices=num_simplices,
         vocab=vocab,
-        tau=cfg.tau_online,
-        tau_target=cfg.tau_target,
+        tau=_resolved(cfg.tau_online),
+        tau_target=_resolved(cfg.tau_target),
         method=cfg.method,
         dataset=cfg.dataset,
     )
@@ -115,7 +119,7 @@ def effective_lr(cfg: PretrainConfig, world_size: int) -> float:
     return _resolved(cfg.lr) * _resolved(cfg.batch_size) * world_size / 256
 
 
-def build_module(cfg: PretrainConfig, num_classes: int, world_size: int = 1) -> MomentumMethod:
+def build_module(cfg: PretrainConfig, num_classes: int, world_size: int = 1) -> SSLMethod:
     """The LightningModule of a configuration, randomly initialised from the global RNG.
 
     Parameters
@@ -129,9 +133,10 @@ def build_module(cfg: PretrainConfig, num_classes: int, world_size: int = 1) -> 
 
     Returns
     -------
-    MomentumMethod
-        :class:`~semprobe.pretrain.byol.BYOL` or :class:`~semprobe.pretrain.mocov2plus.MoCoV2Plus`.
+    SSLMethod
+        The class of ``cfg.method`` (:func:`semprobe.pretrain.registry.method_class`).
     """
+    cls = method_class(cfg.method)
     scale = _resolved(cfg.batch_size) * world_size / 256
     optim = OptimSettings(
         name=_resolved(cfg.optimizer),
@@ -140,25 +145,10 @@ def build_module(cfg: PretrainConfig, num_classes: int, world_size: int = 1) -> 
         weight_decay=_resolved(cfg.weight_decay),
         warmup_epochs=_resolved(cfg.warmup_epochs),
         lars_eta=cfg.lars_eta,
+        exclude_bias_norm=cls.EXCLUDE_BIAS_NORM,
+        min_lr_ratio=cls.MIN_LR_RATIO,
     )
-    spec = model_spec(cfg)
-    common: dict[str, Any] = {
-        "optim": optim,
-        "base_momentum": cfg.base_momentum,
-        "final_momentum": cfg.final_momentum,
-        "online_taus": cfg.online_taus,
-        "proj_hidden_dim": _resolved(cfg.proj_hidden_dim),
-        "proj_output_dim": cfg.proj_output_dim,
-    }
-    if cfg.method == "byol":
-        return BYOL(spec, num_classes, pred_hidden_dim=_resolved(cfg.pred_hidden_dim), **common)
-    return MoCoV2Plus(
-        spec,
-        num_classes,
-        queue_size=_resolved(cfg.queue_size),
-        temperature=cfg.temperature,
-        **common,
-    )
+    return cls(model_spec(cfg), num_classes, optim=optim, **cls.options(cfg))
 
 
 def _describe(value: Any) -> str:
@@ -238,9 +228,10 @@ def _check_output_dir(cfg: PretrainConfig) -> None:
     existing = [out / FINAL_NAME, *sorted((out / "checkpoints").glob("*.ckpt"))]
     found = [p for p in existing if p.exists()]
     if found:
+        last = out / "checkpoints" / LAST_NAME
         raise SemprobeError(
             f"{out} already holds checkpoints ({found[0].name}); choose another --out or "
-            f"--resume {found[-1]}"
+            f"--resume {last if last.exists() else found[-1]}"
         )
 
 
@@ -299,7 +290,7 @@ def build_trainer(
     """
     out = cfg.out_dir
     devices = _parse_devices(cfg.devices)
-    periodic = ModelCheckpoint(
+    periodic = PeriodicCheckpoint(
         dirpath=out / "checkpoints",
         filename="step{step:07d}",
         auto_insert_metric_name=False,
@@ -390,4 +381,7 @@ def run(config: PretrainConfig | Mapping[str, Any], callbacks: Sequence[Callback
         trainer.fit(module, datamodule=data, ckpt_path=str(resume) if resume else None)
         final = cfg.out_dir / FINAL_NAME
         trainer.save_checkpoint(final, weights_only=False)
+        periodic = trainer.checkpoint_callback
+        if trainer.is_global_zero and isinstance(periodic, PeriodicCheckpoint):
+            periodic.point_last_at(final)
     return final

@@ -1,8 +1,10 @@
-"""Pre-training: tiny real runs of BYOL / MoCo v2+ (with and without SEM) on the CPU.
+"""Pre-training: tiny real runs of BYOL / MoCo v2+ (with and without SEM) on the CPU, the
+configuration, the command line, ``last.ckpt`` and kill-and-resume.
 
 Every run uses the built-in synthetic data set and the small CNN, so the whole file takes about a
 minute on two cores. Runs use one intra-op thread: on a shared two-core machine two OpenMP threads
-spin against each other and make each step several times slower.
+spin against each other and make each step several times slower. The other five methods are
+tested in ``tests/test_methods.py``, distributed training in ``tests/test_ddp.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,28 +33,23 @@ from semprobe.pretrain.base import NonFiniteLossError
 from semprobe.pretrain.byol import BYOL
 from semprobe.pretrain.config import load_config_file
 from semprobe.pretrain.mocov2plus import MoCoV2Plus, contrastive_loss
+from tests.pretrain_runs import (
+    REPO,
+    Recorder,
+    assert_same_training_state,
+    child_env,
+    run_and_kill,
+    tiny,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 # 200 images, batches of 32: 6 steps per epoch.
-TINY: dict[str, Any] = {
-    "dataset": "synthetic:train=2,test=1",
-    "backbone": "small_cnn",
-    "num_simplices": 8,
-    "vocab": 4,
-    "proj_hidden_dim": 64,
-    "pred_hidden_dim": 64,
-    "proj_output_dim": 32,
-    "batch_size": 32,
-    "queue_size": 32,  # one batch: the queue holds real keys from the second step on
-    "epochs": 4,
-    "warmup_epochs": 1,
-    "checkpoint_every": 1,
-    "log_every": 1,
-    "progress": False,
-    "deterministic": True,
-}
+DATA = {"dataset": "synthetic:train=2,test=1", "epochs": 4}
 STEPS_PER_EPOCH = 6
 VARIANTS = [("byol", True), ("byol", False), ("mocov2plus", True), ("mocov2plus", False)]
+
+
+def _tiny(method: str = "byol", sem: bool = True, **changes: Any) -> dict[str, Any]:
+    return tiny(method, sem, **{**DATA, **changes})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,20 +58,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-class Recorder(Callback):
-    """Keeps each step's self-supervised loss and the trained module."""
-
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-        self.module: Any = None
-
-    def on_train_batch_end(self, trainer: Any, module: Any, *args: Any) -> None:
-        self.losses.append(float(trainer.callback_metrics["train/ssl_loss"]))
-
-    def on_train_end(self, trainer: Any, module: Any) -> None:
-        self.module = module
 
 
 def _variant_id(variant: tuple[str, bool]) -> str:
@@ -86,13 +69,13 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     method, sem = request.param
     out = tmp_path_factory.mktemp(f"{method}{int(sem)}")
     recorder = Recorder()
-    path = run(PretrainConfig(method=method, sem=sem, out=str(out), **TINY), [recorder])
+    path = run(PretrainConfig(out=str(out), **_tiny(method, sem)), [recorder])
     return {"method": method, "sem": sem, "path": path, "out": out, "recorder": recorder}
 
 
 def test_runs_with_finite_falling_loss(trained: Any) -> None:
     losses = trained["recorder"].losses
-    assert len(losses) == TINY["epochs"] * STEPS_PER_EPOCH
+    assert len(losses) == DATA["epochs"] * STEPS_PER_EPOCH
     assert all(torch.isfinite(torch.tensor(losses)))
     # MoCo's first step compares against the random initial queue, an easier task than real keys.
     start = 1 if trained["method"] == "mocov2plus" else 0
@@ -120,8 +103,11 @@ def test_checkpoint_round_trips_into_load_model(trained: Any) -> None:
 
 def test_checkpoints_load_weights_only(trained: Any) -> None:
     periodic = sorted((trained["out"] / "checkpoints").glob("*.ckpt"))
-    assert [p.name for p in periodic] == [f"step{TINY['epochs'] * STEPS_PER_EPOCH:07d}.ckpt"]
-    for path in (trained["path"], periodic[0]):
+    step = f"step{DATA['epochs'] * STEPS_PER_EPOCH:07d}.ckpt"
+    assert [p.name for p in periodic] == ["last.ckpt", step]
+    # At the end, last.ckpt names the final checkpoint (a second name of the same file).
+    assert os.path.samefile(periodic[0], trained["path"])
+    for path in (trained["path"], periodic[1]):
         raw = torch.load(path, weights_only=True)
         assert raw["semprobe_format"] == "semprobe-checkpoint"
         assert raw["semprobe_format_version"] == 1
@@ -170,7 +156,7 @@ def test_momentum_update_is_the_ema_formula(tmp_path: Path) -> None:
                 seen["m"] = float(trainer.callback_metrics["train/ema_momentum"])
 
     # Two steps: the cosine schedule gives base_momentum at the first one (and 1.0 at the last).
-    config = {**TINY, "max_steps": 2, "base_momentum": 0.9, "final_momentum": 1.0}
+    config = _tiny(max_steps=2, base_momentum=0.9, final_momentum=1.0)
     run(PretrainConfig(out=str(tmp_path), **config), [Snapshot()])
     m = seen["m"]
     assert m == pytest.approx(0.9)
@@ -204,67 +190,180 @@ def test_moco_queue_pointer_wraps_and_is_saved() -> None:
 
 def test_moco_refuses_a_queue_that_would_drop_keys() -> None:
     with pytest.raises(SemprobeError, match="multiple of batch_size"):
-        PretrainConfig(**{**TINY, "method": "mocov2plus", "queue_size": 100}).resolved()
+        PretrainConfig(**_tiny("mocov2plus", queue_size=100)).resolved()
     # The module checks the real number of keys per step (batch x processes) too.
     from semprobe.pretrain.train import build_module
 
-    config = PretrainConfig(**{**TINY, "method": "mocov2plus"}).resolved()
+    config = PretrainConfig(**_tiny("mocov2plus")).resolved()
     module = build_module(config, num_classes=100)
     views = torch.randn(24, 3, 32, 32)
     with pytest.raises(SemprobeError, match="not a multiple of the 24 keys"):
         module.ssl_step(views, views)
 
 
-KILLED_RUN = textwrap.dedent(
-    """
-    import json, os, signal, sys
-    import torch
-    from lightning.pytorch import Callback
-    from semprobe.pretrain import PretrainConfig, run
-
-    torch.set_num_threads(1)
-
-    class Kill(Callback):
-        def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            if trainer.current_epoch == 2 and batch_idx == 2:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    run(PretrainConfig(**json.loads(sys.argv[1])), [Kill()])
-    """
-)
-
-
 def test_kill_and_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path: Path) -> None:
-    import json
-
     # MoCo v2+ with SEM and LARS: EMA networks, queues, LARS momentum and the schedule all resume.
-    config = {**TINY, "method": "mocov2plus", "optimizer": "lars", "seed": 3, "epochs": 3}
-    whole = run(PretrainConfig(out=str(tmp_path / "whole"), **config))
+    config = _tiny("mocov2plus", optimizer="lars", seed=3, epochs=3)
+    whole = run(PretrainConfig(**config, out=str(tmp_path / "whole")))
 
     killed = {**config, "out": str(tmp_path / "killed")}
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-c", KILLED_RUN, json.dumps(killed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    run_and_kill(killed, epoch=2, batch=2)
     checkpoints = sorted((tmp_path / "killed" / "checkpoints").glob("*.ckpt"))
-    assert [p.name for p in checkpoints] == [f"step{2 * STEPS_PER_EPOCH:07d}.ckpt"]
-    assert not (tmp_path / "killed" / "final.ckpt").exists()
+    assert [p.name for p in checkpoints] == ["last.ckpt", f"step{2 * STEPS_PER_EPOCH:07d}.ckpt"]
+    assert os.path.samefile(*checkpoints)
 
     resumed = run(PretrainConfig(**killed, resume=str(checkpoints[0])))
-    a, b = torch.load(whole, weights_only=True), torch.load(resumed, weights_only=True)
-    assert a["global_step"] == b["global_step"] == 3 * STEPS_PER_EPOCH
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    assert any("memory_bank.bank" in k for k in a["state_dict"])
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
-    for sa, sb in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
-        for pa, pb in zip(sa["state"].values(), sb["state"].values(), strict=True):
-            assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    state = assert_same_training_state(whole, resumed)
+    assert state["global_step"] == 3 * STEPS_PER_EPOCH
+    assert any("memory_bank.bank" in k for k in state["state_dict"])
+
+
+def _write_toml(path: Path, options: dict[str, Any]) -> Path:
+    def value(v: Any) -> str:
+        return str(v).lower() if isinstance(v, bool) else repr(v).replace("'", '"')
+
+    path.write_text("".join(f"{k} = {value(v)}\n" for k, v in options.items()))
+    return path
+
+
+def _kill_when_last_checkpoint_appears(argv: list[str], last: Path) -> int:
+    """Start ``semprobe pretrain`` and SIGKILL it as soon as ``last`` exists; its exit code."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semprobe", "pretrain", *argv],
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode in (-signal.SIGKILL, 0), stderr[-3000:]
+    return proc.returncode
+
+
+def test_readme_resume_of_last_ckpt_after_a_real_kill(tmp_path: Path) -> None:
+    """``semprobe pretrain --config my.toml --resume OUT/checkpoints/last.ckpt`` (the README's
+    command) after a SIGKILL from outside ends exactly where an uninterrupted run ends."""
+    options = _tiny("byol", epochs=6, seed=5)
+    whole = run(PretrainConfig(**options, out=str(tmp_path / "whole")))
+    for attempt in range(3):  # the kill must land mid-run; a run that won already is drawn again
+        out = tmp_path / f"killed{attempt}"
+        toml = _write_toml(tmp_path / f"my{attempt}.toml", {**options, "out": str(out)})
+        last = out / "checkpoints" / "last.ckpt"
+        if _kill_when_last_checkpoint_appears(["--config", str(toml)], last) == -signal.SIGKILL:
+            break
+    else:
+        pytest.fail("the run finished before the kill three times")
+    assert not (out / "final.ckpt").exists()
+    killed_at = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < killed_at < 6 * STEPS_PER_EPOCH and killed_at % STEPS_PER_EPOCH == 0
+    assert not list(out.rglob(".*.tmp*")), "a temporary file survived the kill"
+
+    from semprobe.cli import main
+
+    assert main(["pretrain", "--config", str(toml), "--resume", str(last)]) == 0
+    assert os.path.samefile(last, out / "final.ckpt")
+    assert_same_training_state(whole, out / "final.ckpt")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--method", "byol", "--queue-size", "64"], "queue_size does not apply to byol (only"),
+        (["--method", "simclr", "--num-prototypes", "10"], "num_prototypes does not apply to"),
+        (["--method", "vicreg", "--base-momentum", "0.9"], "base_momentum does not apply to"),
+        (["--method", "barlowtwins", "--temperature", "0.1"], "temperature does not apply to"),
+        (["--method", "dino", "--scale-loss", "0.1"], "scale_loss does not apply to dino"),
+        (["--method", "swav", "--num-prototypes", "0"], "num_prototypes must be a positive"),
+        (["--method", "swav", "--queue-size", "100"], "queue_size 100 must be a multiple"),
+        (["--method", "swav", "--queue-size", "-64"], "queue_size must be a non-negative"),
+        (["--method", "dino", "--teacher-temperature", "0"], "teacher_temperature must be a"),
+        (["--method", "dino", "--warmup-teacher-epochs", "-1"], "warmup_teacher_epochs must"),
+        (["--method", "vicreg", "--var-loss-weight", "nan"], "var_loss_weight must be a non-neg"),
+        (["--method", "barlowtwins", "--scale-loss", "0"], "scale_loss must be a positive"),
+        (["--method", "simclr", "--temperature", "inf"], "temperature must be a positive"),
+    ],
+)
+def test_method_options_are_checked_per_method(argv: list[str], expected: str) -> None:
+    assert expected in _error(["--dataset", "synthetic", *argv])
+
+
+def test_method_defaults_are_the_authors_scripts() -> None:
+    """The values of the SEM authors' bash_files/pretrain/cifar/sd*.sh (see config's docstring)."""
+    expected = {
+        "simclr": (0.4, 0.17, 0.78, 1e-5, "lars"),
+        "swav": (0.6, 0.85, 1.5, 1e-6, "lars"),
+        "dino": (0.3, 1.0, 1.0, 1e-6, "lars"),
+        "barlowtwins": (0.3, 1.0, 0.99, 1e-4, "lars"),
+        "vicreg": (0.3, 1.0, 1.0, 1e-4, "lars"),
+        "byol": (1.0, 1.0, 1.0, 1e-5, "lars"),
+        "mocov2plus": (0.3, 1.0, 1.0, 1e-4, "sgd"),
+    }
+    for method, values in expected.items():
+        cfg = PretrainConfig(method=method, dataset="cifar100").resolved()
+        got = (cfg.lr, cfg.tau_online, cfg.tau_target, cfg.weight_decay, cfg.optimizer)
+        assert got == values, method
+        assert (cfg.backbone, cfg.batch_size, cfg.num_simplices, cfg.vocab) == (
+            "resnet18",
+            256,
+            5000,
+            13,
+        )
+    swav = PretrainConfig(method="swav").resolved()
+    assert (swav.queue_size, swav.num_prototypes, swav.queue_start_epoch) == (3840, 3000, 50)
+    dino = PretrainConfig(method="dino").resolved()
+    assert (dino.base_momentum, dino.teacher_temperature, dino.num_prototypes) == (
+        0.9995,
+        0.07,
+        4096,
+    )
+    barlow = PretrainConfig(method="barlowtwins").resolved()
+    assert (barlow.barlow_lambda, barlow.scale_loss, barlow.proj_output_dim) == (0.0051, 0.1, 2048)
+    # Resolving twice changes nothing (a resolved config holds no foreign option).
+    assert PretrainConfig(**barlow.to_dict() | {"online_taus": (0.1,)}).resolved().lr == 0.3
+
+
+def test_resuming_a_finished_run_with_more_epochs_trains_on(tmp_path: Path) -> None:
+    """The resumed run follows its own, longer schedule, not the saved one (which ended at
+    learning rate 0, so the weights would not move again)."""
+    short = run(PretrainConfig(**_tiny(epochs=2), out=str(tmp_path / "run")))
+    before = torch.load(short, weights_only=True)["state_dict"]["encoder.embedder.0.weight"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    longer = run(PretrainConfig(**_tiny(epochs=3), out=str(tmp_path / "run"), resume=str(last)))
+    after = torch.load(longer, weights_only=True)
+    assert after["global_step"] == 3 * STEPS_PER_EPOCH
+    assert not torch.equal(after["state_dict"]["encoder.embedder.0.weight"], before)
+    schedule = after["lr_schedulers"][0]
+    assert schedule["max_epochs"] == 3 * STEPS_PER_EPOCH  # the resumed run's length, in steps
+
+
+def test_last_link_is_swapped_atomically_and_falls_back_to_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semprobe.pretrain.checkpoint_io import link_atomically
+
+    first, second, last = tmp_path / "a.ckpt", tmp_path / "b.ckpt", tmp_path / "last.ckpt"
+    first.write_bytes(b"first")
+    second.write_bytes(b"second")
+    link_atomically(first, last)
+    assert os.path.samefile(first, last)
+    link_atomically(first, last)  # already a name of that file: nothing to do
+    link_atomically(second, last)
+    assert os.path.samefile(second, last) and first.read_bytes() == b"first"
+
+    def no_hard_links(src: object, dst: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    link_atomically(first, last)  # a file system without hard links: a copy
+    assert last.read_bytes() == b"first" and not os.path.samefile(first, last)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ckpt", "b.ckpt", "last.ckpt"]
 
 
 def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(
@@ -280,11 +379,11 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_checkpoint(
 
     monkeypatch.setattr(BYOL, "ssl_step", poisoned)
     with pytest.raises(NonFiniteLossError) as error:
-        run(PretrainConfig(out=str(tmp_path), **TINY))
+        run(PretrainConfig(out=str(tmp_path), **_tiny()))
     message = str(error.value)
     assert "\n" not in message and "nan" in message and f"step {STEPS_PER_EPOCH + 2}" in message
     checkpoints = sorted((tmp_path / "checkpoints").glob("*.ckpt"))
-    assert [p.name for p in checkpoints] == [f"step{STEPS_PER_EPOCH:07d}.ckpt"]
+    assert [p.name for p in checkpoints] == ["last.ckpt", f"step{STEPS_PER_EPOCH:07d}.ckpt"]
     assert not (tmp_path / "final.ckpt").exists()
     loaded = load_model(checkpoints[0])
     assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
@@ -306,7 +405,7 @@ def _error(argv: list[str]) -> str:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--method", "simclr"], "unknown method 'simclr'"),
+        (["--method", "simsiam"], "unknown method 'simsiam'; choose one of byol, mocov2plus,"),
         (["--backbone", "vgg11"], "unknown backbone 'vgg11'"),
         (["--dataset", "mnist"], "unknown dataset 'mnist'"),
         (["--tau-online", "0"], "tau_online must be a positive"),
@@ -329,7 +428,7 @@ def test_bad_inputs_give_one_line_errors(argv: list[str], expected: str) -> None
 def test_resume_mismatch_is_refused_before_anything_is_written(trained: Any) -> None:
     out = trained["out"]
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    argv = ["--dataset", TINY["dataset"], "--backbone", "small_cnn", "--out", str(out)]
+    argv = ["--dataset", DATA["dataset"], "--backbone", "small_cnn", "--out", str(out)]
     argv += ["--resume", str(trained["path"]), "--num-simplices", "16", "--vocab", "4"]
     argv += ["--proj-hidden-dim", "64", "--pred-hidden-dim", "64", "--proj-dim", "32"]
     message = _error(argv)
@@ -376,9 +475,8 @@ def test_command_line_help_and_error_exit_codes() -> None:
     shown = subprocess.run([*cmd, "--help"], env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0
     text = " ".join(shown.stdout.split())
-    assert (
-        "(default: byol 1.0, mocov2plus 0.3)" in text and "(default: 5000; 64 on synthetic)" in text
-    )
+    assert "(default: byol 1.0, mocov2plus 0.3, simclr 0.4, barlowtwins 0.3, vicreg 0.3, " in text
+    assert "(default: 5000; 64 on synthetic)" in text
     bad = subprocess.run(
         [*cmd, "--dataset", "synthetic", "--tau-online", "0"],
         env=env,
@@ -392,15 +490,23 @@ def test_command_line_help_and_error_exit_codes() -> None:
     ]
 
 
-def test_gpu_check_cpu_smoke_reports_a_falling_loss(capsys: pytest.CaptureFixture[str]) -> None:
+def test_gpu_check_cpu_smoke_covers_every_method_with_a_falling_loss(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from semprobe.pretrain import gpu_check
+    from semprobe.pretrain.config import METHODS
 
     assert gpu_check.main(["--cpu-smoke"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     summary = lines[-1]
-    assert summary.startswith("gpu_check OK on cpu (smoke): BYOL+SEM:")
-    first, last = (float(x) for x in summary.split("loss ")[1].split(" -> "))
-    assert last < first
+    assert summary.startswith(f"gpu_check OK on cpu (smoke): {len(METHODS)}/{len(METHODS)} ")
+    measured = [line for line in lines if "+SEM: " in line and "images/s" in line]
+    assert [line.split(":")[0] for line in measured] == [
+        f"{gpu_check.NAMES[m]}+SEM" for m in METHODS
+    ]
+    for line in measured:
+        first, last = (float(x) for x in line.split("loss ")[1].split(" -> "))
+        assert last < first, line
 
 
 def test_adamw_runs_get_a_classifier_rate_that_suits_adamw() -> None:
