@@ -15,8 +15,26 @@ import streamlit as st
 # Absolute imports: Streamlit runs this file as a script, outside its package.
 from semprobe.app import data
 from semprobe.app.page import VIEWS, open_runs, shown_errors, sidebar
-from semprobe.app.views import compare, entropy, graph, relevance, runs, simplices
+from semprobe.app.views import (
+    compare,
+    entropy,
+    graph,
+    knn,
+    linear,
+    relevance,
+    robustness,
+    runs,
+    simplices,
+    transfer,
+)
 from semprobe.rundir import Run
+
+PROTOCOL_VIEWS = {
+    "kNN": knn.show,
+    "Linear protocol": linear.show,
+    "Robustness": robustness.show,
+    "Transfer": transfer.show,
+}
 
 
 def main() -> None:
@@ -40,6 +58,8 @@ def main() -> None:
         relevance.show(models)
     elif view == "Compare":
         compare.show(models, run_of, tau)
+    elif view in PROTOCOL_VIEWS:
+        PROTOCOL_VIEWS[view](opened)
     elif chosen is None:
         st.header(view)
         st.info("No model to show: open a run directory (see the sidebar).")

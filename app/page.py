@@ -22,7 +22,9 @@ from semprobe.errors import SemprobeError
 from semprobe.rundir import Run
 
 # The view names are also the values of the ``view`` URL parameter (``?view=Graph``).
-VIEWS = ("Runs", "Simplices", "Graph", "Relevance", "Entropy", "Compare")
+# The last four are the evaluation protocols' (app/views/knn.py, linear.py, robustness.py, ...).
+VIEWS: tuple[str, ...] = ("Runs", "Simplices", "Graph", "Relevance", "Entropy", "Compare")
+VIEWS += ("kNN", "Linear protocol", "Robustness", "Transfer")
 
 
 @dataclass
