@@ -14,7 +14,16 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("extraction", "probe", "entropy", "pretrain_step", "dashboard")
+BENCHES = (
+    "extraction",
+    "probe",
+    "entropy",
+    "pretrain_step",
+    "dashboard",
+    "knn",
+    "linear_grid",
+    "probe_scale",
+)
 
 CHILD = """
 import json, sys

@@ -17,7 +17,9 @@ Both children also report their CPU time and the load average: on shared machine
 stretch with the load, so ``ratio_from_cpu_time`` (our CPU time spread over our threads, against
 the read's CPU time) estimates the ratio on idle cores.
 
-Run ``python -m bench.entropy`` (``--smoke`` for tiny shapes).
+Run ``python -m bench.entropy`` (``--smoke`` for tiny shapes). The smoke form also checks the
+invariant that makes the timing meaningful: every tau's mean, minimum and maximum entropy equal a
+dense float64 numpy computation on the same file, and the histogram counts every pair.
 """
 
 from __future__ import annotations
@@ -156,7 +158,28 @@ def _child_entropy(
         "peak_rss_mb": peak_rss_mb(),
         "torch_threads": torch.get_num_threads(),
         "summary": report.summary.to_dict(orient="records"),
+        "histogram_totals": report.histogram.groupby("tau")["count"].sum().tolist(),
     }
+
+
+def dense_check(path: Path, num_simplices: int, vocab: int, ours: dict[str, Any]) -> dict[str, Any]:
+    """Our summary against float64 numpy on the whole (small) file; raises if they differ."""
+    logits = np.load(path).astype(np.float64).reshape(-1, num_simplices, vocab)
+    errors = {"mean": 0.0, "min": 0.0, "max": 0.0}
+    for tau, row in zip(TAUS, ours["summary"], strict=True):
+        z = logits / tau
+        z = z - z.max(axis=-1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        ent = -(np.exp(log_p) * log_p).sum(axis=-1)
+        for name, value in (("mean", ent.mean()), ("min", ent.min()), ("max", ent.max())):
+            errors[name] = max(errors[name], abs(row[name] - float(value)))
+    pairs = logits.shape[0] * num_simplices
+    out = {
+        "max_abs_error_vs_float64": errors,
+        "histogram_counts_every_pair": all(t == pairs for t in ours["histogram_totals"]),
+    }
+    assert max(errors.values()) < 1e-5 and out["histogram_counts_every_pair"], out
+    return out
 
 
 def _in_child(
@@ -212,6 +235,7 @@ def run(smoke: bool = False, device: str | None = None) -> dict[str, Any]:
         baseline = _in_child("read", path, simplices, vocab)
         ours = _in_child("entropy", path, simplices, vocab, device)
         file_bytes = path.stat().st_size
+        invariants = dense_check(path, simplices, vocab, ours) if smoke else None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -255,6 +279,7 @@ def run(smoke: bool = False, device: str | None = None) -> dict[str, Any]:
         "smoke": smoke,
         "device": device or "cpu",
         "summary": ours["summary"],
+        "invariants": invariants,
         "machine": machine_info() | {"torch_threads_used": ours["torch_threads"]},
     }
 

@@ -9,7 +9,9 @@ WordNet is not set up, the label is the superclass the categories share, or ``mi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,15 +20,19 @@ from semprobe.errors import SemprobeError
 from semprobe.graph import FeatureCategoryGraph
 
 
-def _wordnet_labeller(class_names: Sequence[str]):
-    """A function categories -> (label, depth) using WordNet, or None when it cannot apply."""
+def _wordnet_labeller(class_names: Sequence[str], synsets: str | Path | None = None):
+    """A function categories -> (label, depth) using WordNet, or None when it cannot apply.
+
+    ``synsets`` is the user's ``class,synset`` overrides file, used for the labels too.
+    """
     try:
         from semprobe.wordnet import class_synsets, concept_label
 
-        class_synsets(list(class_names))  # every class must resolve, or we do not use WordNet
+        # Every class must resolve, or we do not use WordNet.
+        class_synsets(list(class_names), synsets)
     except (SemprobeError, ImportError, LookupError):
         return None
-    return concept_label
+    return functools.partial(concept_label, overrides_csv=synsets)
 
 
 def feature_concepts(
@@ -35,6 +41,7 @@ def feature_concepts(
     superclasses: Sequence[str],
     vocab: int | None = None,
     use_wordnet: bool = True,
+    synsets: str | Path | None = None,
 ) -> pd.DataFrame:
     """One row per feature with at least one edge in W_K.
 
@@ -48,6 +55,8 @@ def feature_concepts(
         V for SEM features (adds ``simplex`` and ``vertex`` columns), None for others.
     use_wordnet:
         Try WordNet concept labels (falls back to shared superclasses).
+    synsets:
+        Optional ``class,synset`` overrides file (``--synsets``) for the WordNet labels.
 
     Returns
     -------
@@ -56,7 +65,7 @@ def feature_concepts(
         concept, concept_depth, concept_source``; ``coherent`` is True when the feature's
         categories (two or more) all share one superclass.
     """
-    labeller = _wordnet_labeller(class_names) if use_wordnet else None
+    labeller = _wordnet_labeller(class_names, synsets) if use_wordnet else None
     rows = []
     order = np.lexsort((-graph.weight, graph.feature))
     for feature in np.unique(graph.feature):

@@ -1,12 +1,21 @@
-"""Plotly figures of every analysis, and writing them as self-contained HTML (PNG if possible).
+"""Plotly figures of every analysis, written as HTML and as static PNG and SVG images.
 
 HTML files reference a ``plotly.min.js`` written once beside them, so a run directory opens
-offline and stays small. Static PNG export needs kaleido and a Chrome/Chromium; when either is
-missing :func:`write_figure` says so in its return value and writes only the HTML.
+offline and stays small. Static images go through plotly's own exporter
+(:func:`plotly.io.write_images`, i.e. kaleido driving a headless Chrome or Chromium), all figures
+of a run in one browser session; the system Chromium (``/usr/bin/chromium``) is used where it is
+installed. Where kaleido or a browser is missing, :func:`write_figures` writes the HTML only and
+returns a one-line note saying why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import math
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +23,11 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from semprobe.atomic import atomic_path, write_text
+
+#: The system Chromium that static export uses where it is installed (Debian's ``chromium``).
+SYSTEM_CHROMIUM = Path("/usr/bin/chromium")
+STATIC_FORMATS = ("png", "svg")
+FIGURE_SIZE = (900, 550)
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
 
@@ -87,7 +101,7 @@ def entropy_histogram_figure(histogram: pd.DataFrame, vocab: int | None = None) 
     fig.update_layout(
         barmode="overlay",
         title="Entropy of the simplices",
-        xaxis_title="H (nats)" + (f"; ln V = {__import__('math').log(vocab):.3f}" if vocab else ""),
+        xaxis_title="H (nats)" + (f"; ln V = {math.log(vocab):.3f}" if vocab else ""),
         yaxis_title="fraction of (sample, simplex) pairs",
         template="plotly_white",
     )
@@ -146,24 +160,127 @@ def ranked_entropy_figure(per_simplex: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def write_figure(fig: go.Figure, path: str | Path, png: bool = True) -> str:
-    """Write ``fig`` as ``path`` (.html) and, if possible, a PNG beside it.
+def browser_path() -> Path | None:
+    """The Chrome/Chromium kaleido will drive: ``$BROWSER_PATH``, the system Chromium, or one on
+    ``PATH`` (``chromium``, ``chromium-browser``, ``google-chrome``); None if there is none."""
+    given = os.environ.get("BROWSER_PATH")
+    if given and Path(given).is_file():
+        return Path(given)
+    if SYSTEM_CHROMIUM.is_file():
+        return SYSTEM_CHROMIUM
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
 
-    Returns
-    -------
-    str
-        ``"html+png"``, or ``"html (no PNG: <reason>)"``.
-    """
+
+def static_export_problem() -> str | None:
+    """Why static images cannot be written here (one line), or None if they can."""
+    if importlib.util.find_spec("kaleido") is None:
+        return "kaleido is not installed (pip install kaleido)"
+    if browser_path() is None:
+        return "no Chrome or Chromium found (install chromium, e.g. apt-get install chromium)"
+    return None
+
+
+@contextlib.contextmanager
+def _browser_env(browser: Path) -> Iterator[None]:
+    """Point kaleido (choreographer) at ``browser`` for the block."""
+    before = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = str(browser)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("BROWSER_PATH", None)
+        else:
+            os.environ["BROWSER_PATH"] = before
+
+
+def write_html(fig: go.Figure, path: str | Path) -> Path:
+    """Write ``fig`` as HTML (``plotly.min.js`` once beside it) atomically; returns the path."""
     html_path = Path(path)
     js = html_path.parent / "plotly.min.js"
     if not js.exists():
         write_text(js, get_plotlyjs())
     write_text(html_path, fig.to_html(include_plotlyjs="directory", full_html=True))
+    return html_path
+
+
+def write_figures(
+    figures: Mapping[str, go.Figure],
+    folder: str | Path,
+    formats: Sequence[str] = STATIC_FORMATS,
+) -> str | None:
+    """Write every figure as ``folder/<name>.html`` and, where possible, ``<name>.png`` and
+    ``<name>.svg`` (each file atomically; all images in one browser session).
+
+    Parameters
+    ----------
+    figures:
+        Name -> figure.
+    folder:
+        Where the files go.
+    formats:
+        Static formats (plotly's names: ``png``, ``svg``, ``pdf``, ...); empty for HTML only.
+
+    Returns
+    -------
+    str or None
+        None when every file was written; otherwise a one-line note saying why the static
+        images were not (the HTML files are always written).
+
+    Examples
+    --------
+    >>> import tempfile, plotly.graph_objects as go
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> note = write_figures({"bars": go.Figure(go.Bar(y=[1, 2]))}, folder, formats=())
+    >>> note is None, sorted(p.name for p in folder.iterdir())
+    (True, ['bars.html', 'plotly.min.js'])
+    """
+    out = Path(folder)
+    for name, fig in figures.items():
+        write_html(fig, out / f"{name}.html")
+    if not figures or not formats:
+        return None
+    problem = static_export_problem()
+    if problem is not None:
+        return f"static figures (PNG, SVG) not written: {problem}; the HTML figures are"
+    browser = browser_path()
+    assert browser is not None  # checked by static_export_problem
+    jobs = [(fig, out / f"{name}.{fmt}", fmt) for name, fig in figures.items() for fmt in formats]
+    import plotly.io as pio
+
+    try:
+        with contextlib.ExitStack() as stack, _browser_env(browser):
+            tmps = [
+                stack.enter_context(atomic_path(path, suffix=f".{fmt}")) for _, path, fmt in jobs
+            ]
+            width, height = FIGURE_SIZE
+            pio.write_images(
+                [fig for fig, _, _ in jobs],
+                tmps,
+                format=[fmt for _, _, fmt in jobs],
+                width=width,
+                height=height,
+            )
+    except Exception as exc:  # a browser that does not start: the HTML figures are there
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        return f"static figures (PNG, SVG) not written: {reason}; the HTML figures are"
+    return None
+
+
+def write_figure(fig: go.Figure, path: str | Path, png: bool = True) -> str:
+    """Write ``fig`` as ``path`` (.html) and, if ``png`` and possible, PNG and SVG beside it.
+
+    Returns
+    -------
+    str
+        ``"html+png+svg"``, ``"html"``, or ``"html (<why the images are missing>)"``.
+    """
+    html_path = Path(path)
+    note = write_figures({html_path.stem: fig}, html_path.parent, STATIC_FORMATS if png else ())
     if not png:
         return "html"
-    try:
-        with atomic_path(html_path.with_suffix(".png"), suffix=".png") as tmp:
-            fig.write_image(str(tmp), format="png", width=900, height=550)
-    except Exception as exc:  # kaleido or a browser missing: HTML is still there
-        return f"html (no PNG: {str(exc).strip().splitlines()[0][:120]})"
-    return "html+png"
+    return "html+png+svg" if note is None else f"html ({note})"

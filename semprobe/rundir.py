@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from semprobe import __version__
-from semprobe.atomic import atomic_directory, write_json
+from semprobe.atomic import atomic_directory, remove_dead_leftovers, write_json
 from semprobe.errors import SemprobeError
 
 RUN_FORMAT = 1
@@ -48,7 +48,12 @@ RUN_FILE = "run.json"
 
 @contextlib.contextmanager
 def building_run(destination: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary directory to fill; on success it replaces ``destination`` at once."""
+    """Yield a temporary directory to fill; on success it replaces ``destination`` at once.
+
+    The half-built runs of killed processes (hidden ``.NAME.building-PID-*`` siblings whose
+    process is gone) are removed first.
+    """
+    remove_dead_leftovers(Path(destination).absolute(), "building")
     with atomic_directory(destination, tag="building", what="run directory") as work:
         yield work
 

@@ -14,6 +14,23 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_CIFAR = REPO.parent / "shared" / "data" / "cifar100-real"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--demo-seeds",
+        action="store_true",
+        help="also run the demo's full configuration over three seeds (about 13 minutes on 2 cores)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--demo-seeds"):
+        return
+    skip = pytest.mark.skip(reason="the demo over three seeds takes ~13 min: pytest --demo-seeds")
+    for item in items:
+        if "demo_seeds" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def real_cifar() -> Path:
     """The 25,000 real CIFAR-100 images (ImageFolder), read-only; skip where absent."""

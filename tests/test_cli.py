@@ -125,7 +125,7 @@ def test_classes_missing_from_superclass_csv(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, ckpt: Path
 ) -> None:
     csv = tmp_path / "groups.csv"
-    csv.write_text("class,superclass\nwarm_coarse_hstripes_disk,a\n")
+    csv.write_text("class,superclass\nsolid_disk_plain,a\n")
     code, err = run_cli(
         capsys,
         "relevance",
@@ -141,7 +141,7 @@ def test_classes_missing_from_superclass_csv(
         "--quiet",
     )
     assert code == 2
-    assert "warm_coarse_hstripes_square" in err  # a missing class is named
+    assert "solid_disk_hole" in err  # a missing class is named
 
 
 def test_extract_prints_the_cache(

@@ -1,13 +1,20 @@
 """The README's main job, the example script, a slice of the real-data study and the benchmarks
-in their smoke versions: the entry points a user types, run for real at a small budget."""
+in their smoke versions: the entry points a user types, run for real at a small budget.
+
+The demo's claims are checked against the random-init twins over three seeds: what a random
+network already does (the planted superclasses are far outside the permutation null for it too)
+proves nothing about training."""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,6 +24,41 @@ from semprobe.rundir import Run
 from tests.conftest import REPO
 
 SMALL = "synthetic:train=10,test=4"
+SEEDS = (0, 1, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.demo_seeds
+def test_training_beats_the_random_init_twins_over_three_seeds(tmp_path: Path) -> None:
+    """The demo's configuration and data, relevance only (200 permutations), seeds 0, 1, 2.
+
+    In every seed the trained BYOL baseline probes above its random-init twin and the SEM
+    model's W_K is more superclass-relevant than its twin's (measured: lifts +0.075..+0.077).
+    The SEM model's own top-1 beats its twin's on average over the seeds, not in every seed
+    (measured: 0.312 / 0.282, 0.303 / 0.256, 0.291 / 0.322): docs/results.md section 2.
+    """
+    import dataclasses
+
+    from semprobe.cli.demo import DATASET, demo_study
+
+    sem, sem_twin = [], []
+    for seed in SEEDS:
+        study = demo_study(tmp_path / f"seed{seed}", seed=seed, dataset=DATASET)
+        study = dataclasses.replace(
+            study,
+            analyses=["relevance"],
+            relevance=dataclasses.replace(study.relevance, permutations=200),
+        )
+        run = tmp_path / f"seed{seed}" / "run"
+        study.run(run)
+        table = pd.read_csv(run / "comparison.csv").set_index("model")
+        trained, twin = table.loc["byol", "top1"], table.loc["byol-random-init", "top1"]
+        assert trained > twin, (seed, "byol", trained, twin)
+        summary = json.loads((run / "byol-sem" / "relevance" / "summary.json").read_text())
+        assert summary["lift_vs_random_init"] > 0, (seed, summary["lift_vs_random_init"])
+        sem.append(table.loc["byol-sem", "top1"])
+        sem_twin.append(table.loc["byol-sem-random-init", "top1"])
+    assert sum(sem) > sum(sem_twin), (sem, sem_twin)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +68,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_demo_trains_both_models_and_finds_the_planted_groups(demo: Path) -> None:
+def test_demo_writes_both_models_and_their_random_twins(demo: Path) -> None:
     run = Run(demo / "run")
     assert [m.name for m in run.models] == [
         "byol-sem",
@@ -36,11 +78,6 @@ def test_demo_trains_both_models_and_finds_the_planted_groups(demo: Path) -> Non
     ]
     table = pd.read_csv(demo / "run" / "comparison.csv").set_index("model")
     sem = table.loc["byol-sem"]
-    # The planted superclasses are recovered well above chance by the SEM model's W_K: far
-    # outside the permutation null (1,000 permutations: p is at its floor of 1/1001).
-    assert sem["relevance_mean"] > 1.5 * sem["chance"]
-    assert sem["p"] < 0.01
-    assert sem["z"] > 5
     assert sem["n_features"] == 64 * 13
     assert table.loc["byol", "n_features"] == 128
     summary = json.loads((demo / "run" / "byol-sem" / "relevance" / "summary.json").read_text())
@@ -123,8 +160,80 @@ def test_real_data_study_slice(real_cifar: Path, wordnet_corpus: Path, tmp_path:
     assert (wordnet_groups > 20).all()  # depth 7 splits CIFAR-100 more finely than coarse
 
 
-@pytest.mark.parametrize("name", ["extraction", "probe", "entropy", "pretrain_step", "dashboard"])
+def _extraction(r: dict[str, Any]) -> None:
+    assert r["imagenet"]["identical_to_bare"] is True  # our features are the bare loop's
+    small, large = r["rss_small"], r["rss_large"]
+    assert small["logits_shape"] == [small["images"], 5000 * 13]
+    assert large["logits_shape"] == [large["images"], 5000 * 13]
+    assert large["images"] == 3 * small["images"]
+
+
+def _probe(r: dict[str, Any]) -> None:
+    # Both fit the same objective: ours reaches its minimum, at least as low as saga's.
+    assert r["ours_converged"] is True
+    assert r["ours_objective"] <= r["saga_objective"] * (1 + 1e-3)
+    assert 0.0 < r["ours_sparsity"] < 1.0
+    assert r["ours_test_top5"] >= r["ours_test_acc"] > 1.0 / r["shape"]["n_classes"]
+
+
+def _entropy(r: dict[str, Any]) -> None:
+    # Every tau's mean, min and max equal float64 numpy on the same file; every pair counted.
+    inv = r["invariants"]
+    assert max(inv["max_abs_error_vs_float64"].values()) < 1e-5
+    assert inv["histogram_counts_every_pair"] is True
+    means = [row["mean"] for row in r["summary"]]
+    assert means == sorted(means)  # entropy grows with tau
+
+
+def _pretrain_step(r: dict[str, Any]) -> None:
+    for method, m in r["by_method"].items():
+        assert m["embedder_moved"] is True, method  # the timed steps trained something
+        assert m["flop_ratio"] > 1.0 and m["sem_params"] > m["baseline_params"], method
+        assert all(math.isfinite(v) for v in m["final_losses"].values()), method
+
+
+def _dashboard(r: dict[str, Any]) -> None:
+    # The bench refuses to time a page that failed; what it timed was the run it built.
+    assert r["run"]["n_test"] == 200 and r["run"]["smoke"] is True
+    assert r["simplex_switch_max_s"] >= r["simplex_switch_s"] > 0
+
+
+def _knn(r: dict[str, Any]) -> None:
+    # Both searches are exact: the same accuracy (up to exactly tied neighbours).
+    assert abs(r["ours_top1"] - r["theirs_top1"]) <= 1.0 / r["shape"]["n_test"]
+
+
+def _linear_grid(r: dict[str, Any]) -> None:
+    assert r["cells"] == 36 and r["accuracies_in_range"] is True
+    assert r["objective_passes"] >= r["fits"] > 0
+
+
+def _probe_scale(r: dict[str, Any]) -> None:
+    assert r["measured"]["peak_rss_mb"] < r["rss_bound_mb"]
+
+
+INVARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "extraction": _extraction,
+    "probe": _probe,
+    "entropy": _entropy,
+    "pretrain_step": _pretrain_step,
+    "dashboard": _dashboard,
+    "knn": _knn,
+    "linear_grid": _linear_grid,
+    "probe_scale": _probe_scale,
+}
+
+
+def test_every_benchmark_has_an_invariant() -> None:
+    from bench.__main__ import BENCHES
+
+    assert set(BENCHES) == set(INVARIANTS)
+
+
+@pytest.mark.parametrize("name", list(INVARIANTS))
 def test_benchmark_smoke(name: str, tmp_path: Path) -> None:
+    """Each benchmark's smoke form runs and keeps the invariant that makes its ratio mean
+    something (the same outputs as the baseline, real training steps, ...), not just a ratio."""
     proc = subprocess.run(
         [sys.executable, "-m", "bench", name, "--smoke", "--out", str(tmp_path)],
         capture_output=True,
@@ -136,4 +245,4 @@ def test_benchmark_smoke(name: str, tmp_path: Path) -> None:
     result = json.loads((tmp_path / f"{name}-smoke.json").read_text())
     assert result["name"] == name
     assert result["machine"]["cpu_count"] >= 1
-    assert isinstance(result["ratio"], int | float) and result["ratio"] > 0
+    INVARIANTS[name](result)

@@ -265,3 +265,27 @@ def test_a_killed_cache_rebuild_leaves_a_valid_cache(
     assert again.directory == final  # reused, not rebuilt
     leftovers = sorted(p.name for p in final.parent.iterdir() if p.name != final.name)
     assert all(name.startswith(".") for name in leftovers), leftovers
+
+
+def test_a_changed_folder_is_a_new_cache_entry(tmp_path: Path, tiny_model: SEMModel) -> None:
+    from semprobe.transforms import choose_transform
+    from tests.imagegen import class_images, write_image
+
+    root = tmp_path / "folder"
+    class_images(root / "train" / "a", 3, seed=1)
+    class_images(root / "test" / "a", 3, seed=2)
+    transform = choose_transform(tiny_model.spec, None)  # resize and crop to 32
+
+    def extract() -> object:
+        ds = open_dataset(f"imagefolder:{root}", "test", transform=transform)
+        return extract_features(tiny_model, ds, tmp_path / "cache", progress=False)
+
+    first = extract()
+    assert extract().directory == first.directory  # unchanged folder: reused
+    victim = sorted((root / "test" / "a").iterdir())[0]
+    victim.unlink()  # the same name, other pixels, same path and count
+    write_image(root / "test" / "a", victim.stem, (90, 60), "RGB", seed=77)
+    second = extract()
+    assert second.directory != first.directory
+    assert not np.allclose(second.features[0], first.features[0])
+    np.testing.assert_array_equal(second.features[1:], first.features[1:])

@@ -1,6 +1,9 @@
-"""Cross-cutting reliability: SIGKILL at random points, full and read-only disks, fuzzed parsers.
+"""Cross-cutting reliability: SIGKILL at random points and mid-swap, full and read-only disks,
+fuzzed parsers.
 
-Each test names the guarantee of docs/reliability.md that it checks.
+Each test names the guarantee of docs/reliability.md that it checks. A kill test counts only the
+kills that landed: the process died by the signal, mid-work (checked from what it left behind),
+and draws another moment otherwise, so that it cannot pass without testing anything.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from hypothesis import strategies as st
 from semprobe.checkpoint import load_model
 from semprobe.errors import SemprobeError
 from tests.conftest import REPO, save_tiny
-from tests.test_pretrain import TINY
+from tests.pretrain_runs import METHOD_TINY, TINY
 
 DATASET = "synthetic:train=3,test=2"
 TINY_PRETRAIN: dict[str, Any] = {
     **TINY,
+    **METHOD_TINY["byol"],
+    "dataset": "synthetic:train=2,test=1",
     "method": "byol",
     "epochs": 3,
     "seed": 5,
@@ -36,13 +41,24 @@ TINY_PRETRAIN: dict[str, Any] = {
     "threads": 1,
 }
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+LANDED_KILLS = 3
+MAX_DRAWS = 20
 
 
 def _kill_after(argv: list[str], delay: float) -> int:
+    """Start ``argv``, SIGKILL it after ``delay`` seconds (unless it ended); its exit code."""
     proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
     return proc.wait()
+
+
+def _timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, env=ENV, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 RELEVANCE = [
@@ -64,42 +80,158 @@ RELEVANCE = [
 
 
 def test_killed_relevance_runs_leave_nothing_valid_and_rerun_identically(tmp_path: Path) -> None:
-    """Guarantee: a killed run never leaves a run directory that opens as valid."""
+    """Guarantee: a killed run never leaves a run directory that opens as valid; a rerun is
+    byte-identical to an uninterrupted run."""
     from semprobe.rundir import Run
 
     ckpt = save_tiny(tmp_path / "m.pt", seed=7)
     cache = str(tmp_path / "cache")
     reference = tmp_path / "reference"
-    subprocess.run(
-        [sys.executable, *RELEVANCE, str(ckpt), "--cache-dir", cache, "--out", str(reference)],
-        env=ENV,
-        check=True,
-        capture_output=True,
-    )
+    command = [sys.executable, *RELEVANCE, str(ckpt), "--cache-dir", cache]
+    _timed([*command, "--out", str(tmp_path / "first")])  # fills the feature cache
+    # The killed runs find the features cached: time one that does too.
+    duration = _timed([*command, "--out", str(reference)])
     rng = random.Random(0)
-    for attempt in range(3):
-        out = tmp_path / f"killed{attempt}"
-        code = _kill_after(
-            [sys.executable, *RELEVANCE, str(ckpt), "--cache-dir", cache, "--out", str(out)],
-            rng.uniform(0.5, 6.0),
-        )
-        assert code in (0, -signal.SIGKILL)
-        if out.exists():
-            # Killed (or finished) after the rename: the run is complete and opens.
-            Run(out)
-        else:
-            with pytest.raises(SemprobeError):
-                Run(out)
-            subprocess.run(
-                [sys.executable, *RELEVANCE, str(ckpt), "--cache-dir", cache, "--out", str(out)],
-                env=ENV,
-                check=True,
-                capture_output=True,
-            )
+    landed = 0
+    # Kill times are drawn between bounds that move towards the building phase: a kill that
+    # came too early raises the lower one, a run that finished lowers the upper one (the
+    # machine's load changes the timings from run to run).
+    low, high = 0.1 * duration, 1.2 * duration
+    for draw in range(MAX_DRAWS):
+        if landed == LANDED_KILLS:
+            break
+        out = tmp_path / f"killed{draw}"
+        delay = rng.uniform(low, high)
+        code = _kill_after([*command, "--out", str(out)], delay)
+        building = list(tmp_path.glob(f".{out.name}.building-*"))
+        if code != -signal.SIGKILL or out.exists() or not building:
+            # Finished, or killed before the run was being built or after it was in place:
+            # nothing was tested; draw another moment.
+            assert code in (0, -signal.SIGKILL)
+            if out.exists():
+                Run(out)  # whatever is under the final name is complete
+                high = max(delay, low + 0.05 * duration)
+            else:
+                low = min(delay, high - 0.05 * duration)
+            continue
+        landed += 1
+        with pytest.raises(SemprobeError, match="does not exist"):
+            Run(out)  # the half-built run is only under its hidden name
+        subprocess.run([*command, "--out", str(out)], env=ENV, check=True, capture_output=True)
         for name in ("summary.json", "probe.npz", "curve.csv"):
             assert (out / "m" / "relevance" / name).read_bytes() == (
                 reference / "m" / "relevance" / name
             ).read_bytes()
+        assert not any(p.exists() for p in building), "the rerun removes the dead leftover"
+    assert landed == LANDED_KILLS, f"only {landed} of {MAX_DRAWS} kills landed mid-run"
+
+
+# A child process that replaces a run directory with rundir.building_run and SIGKILLs itself at
+# one chosen step of the swap (as tests/test_features.py does for a feature cache): while
+# building, after building, right after the exchange, or (without an exchange) between the two
+# renames.
+_RUN_SWAP_CHILD = r"""
+import os, signal, sys
+from pathlib import Path
+from semprobe import atomic
+from semprobe.rundir import building_run, write_run_metadata
+
+final, step, exchange = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+real_rename, real_exchange, real_fsync_tree = os.rename, atomic._exchange, atomic._fsync_tree
+renames = []
+def rename(a, b):
+    renames.append((a, b))
+    real_rename(a, b)
+    if step == "between-renames" and len(renames) == 1:
+        die()
+os.rename = rename
+def exchange_then_maybe_die(a, b):
+    if not exchange:
+        return False
+    done = real_exchange(a, b)
+    if step == "after-exchange":
+        die()
+    return done
+atomic._exchange = exchange_then_maybe_die
+def fsync_then_maybe_die(root):
+    real_fsync_tree(root)
+    if step == "built":
+        die()
+atomic._fsync_tree = fsync_then_maybe_die
+
+with building_run(final) as work:
+    (work / "classes.json").write_text('{"class_names": ["a", "b"], "superclass_of": null}')
+    write_run_metadata(work, "relevance", [], {"version": "new"})
+    if step == "building":
+        die()
+"""
+
+
+def _enter_and_fail(final: Path) -> None:
+    from semprobe.rundir import building_run
+
+    with building_run(final):
+        raise RuntimeError("stop before building")
+
+
+def _fail_inside_a_new_run(final: Path) -> None:
+    """Enter building_run (which puts back an old run a killed swap left aside) and fail."""
+    with pytest.raises(RuntimeError, match="stop"):
+        _enter_and_fail(final)
+
+
+def _write_run(final: Path, version: str) -> None:
+    from semprobe.rundir import building_run, write_run_metadata
+
+    with building_run(final) as work:
+        (work / "classes.json").write_text('{"class_names": ["a", "b"], "superclass_of": null}')
+        write_run_metadata(work, "relevance", [], {"version": version})
+
+
+@pytest.mark.parametrize(
+    ("step", "exchange"),
+    [
+        ("building", True),
+        ("built", True),
+        ("after-exchange", True),
+        ("built", False),
+        ("between-renames", False),
+    ],
+)
+def test_a_run_killed_mid_swap_leaves_the_old_or_the_new_run(
+    tmp_path: Path, step: str, exchange: bool
+) -> None:
+    """Guarantee: building_run leaves either the old run or the new one under the final name
+    (the next writer puts the old one back where a swap without an exchange was cut)."""
+    from semprobe.rundir import Run
+
+    final = tmp_path / "run"
+    _write_run(final, "old")
+    child = subprocess.run(
+        [sys.executable, "-c", _RUN_SWAP_CHILD, str(final), step, "1" if exchange else "0"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr  # the kill landed, mid-swap
+    if step == "after-exchange":
+        assert Run(final).meta["parameters"] == {"version": "new"}
+        return
+    if step == "between-renames":
+        # Without an exchange the final name is empty for a moment; the next writer restores it,
+        # even one that fails before finishing its own run.
+        assert not final.exists()
+        _fail_inside_a_new_run(final)
+    assert Run(final).meta["parameters"] == {"version": "old"}
+    _write_run(final, "newer")  # the next run replaces it and clears the dead leftovers
+    assert Run(final).meta["parameters"] == {"version": "newer"}
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name != final.name)
+    assert all(name.startswith(".") for name in leftovers), leftovers
 
 
 KILLED_PRETRAIN = """
@@ -113,28 +245,39 @@ def test_pretraining_killed_at_random_points_resumes_to_the_same_weights(tmp_pat
     """Guarantee: every checkpoint on disk is complete; resuming ends as an uninterrupted run."""
     from semprobe.pretrain import PretrainConfig, run
 
-    whole = run(PretrainConfig(**{**TINY_PRETRAIN, "out": str(tmp_path / "whole")}))
-    expected = torch.load(whole, weights_only=True)["state_dict"]
+    whole_config = {**TINY_PRETRAIN, "out": str(tmp_path / "whole")}
+    duration = _timed([sys.executable, "-c", KILLED_PRETRAIN, json.dumps(whole_config)])
+    expected = torch.load(tmp_path / "whole" / "final.ckpt", weights_only=True)["state_dict"]
     rng = random.Random(1)
-    for attempt in range(2):
-        config = {**TINY_PRETRAIN, "out": str(tmp_path / f"killed{attempt}")}
-        code = _kill_after(
-            [sys.executable, "-c", KILLED_PRETRAIN, json.dumps(config)], rng.uniform(4.0, 12.0)
-        )
-        checkpoints = sorted((tmp_path / f"killed{attempt}" / "checkpoints").glob("*.ckpt"))
+    landed = 0
+    low, high = 0.2 * duration, 1.1 * duration  # moved as in the relevance test above
+    for draw in range(MAX_DRAWS):
+        if landed == 2:
+            break
+        out = tmp_path / f"killed{draw}"
+        config = {**TINY_PRETRAIN, "out": str(out)}
+        delay = rng.uniform(low, high)
+        code = _kill_after([sys.executable, "-c", KILLED_PRETRAIN, json.dumps(config)], delay)
+        if code != -signal.SIGKILL or (out / "final.ckpt").exists():
+            high = max(delay, low + 0.05 * duration)  # finished: draw an earlier moment
+            continue
+        if not out.exists():
+            low = min(delay, high - 0.05 * duration)  # killed before training began
+            continue
+        landed += 1
+        checkpoints = sorted((out / "checkpoints").glob("*.ckpt"))
         for path in checkpoints:  # whatever is there under a final name loads completely
             load_model(path)
-        if code == 0:
-            continue
         resume = str(checkpoints[-1]) if checkpoints else None
         if resume is None:  # killed before the first checkpoint: start again from scratch
             import shutil
 
-            shutil.rmtree(tmp_path / f"killed{attempt}", ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
         final = run(PretrainConfig(**config, resume=resume))
         got = torch.load(final, weights_only=True)["state_dict"]
         for key, value in expected.items():
             assert torch.equal(value, got[key]), key
+    assert landed == 2, f"only {landed} of {MAX_DRAWS} kills landed mid-training"
 
 
 def test_checkpoint_write_on_a_full_disk_keeps_the_previous_one(tiny_tmpfs: Path) -> None:

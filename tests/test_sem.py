@@ -90,3 +90,20 @@ def test_properties(L: int, V: int, tau: float, scale: float, seed: int) -> None
     torch.testing.assert_close(probs.sum(-1), torch.ones(3, L), atol=1e-5, rtol=0)
     h = simplex_entropy(logits, L, V, tau)
     assert (h >= 0).all() and (h <= math.log(V) + 1e-5).all()
+
+
+def test_the_analysis_kernel_keeps_sharp_entropies_that_float32_rounds_away() -> None:
+    """Near one-hot at tau 0.1, H is ~1e-7: in float32, ln(sum exp) rounds 1 + R to 1 or to the
+    next float, an error as large as H. The entropy analysis takes ln(1 + R) without that
+    rounding and matches the float64 definition to 1e-5 relative."""
+    from semprobe.entropy import entropy_kernel
+
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 0.05, size=(50, 3 * 13)).astype(np.float32)
+    logits[:, ::13] += 2.2
+    exact = simplex_entropy(torch.from_numpy(logits).double(), 3, 13, tau=0.1).numpy()
+    assert exact.min() > 1e-9 and exact.max() < 1e-5
+    kernel = entropy_kernel(torch.from_numpy(logits), 3, 13, [0.1])[0].double().numpy()
+    np.testing.assert_allclose(kernel, exact, rtol=1e-5)
+    float32 = simplex_entropy(torch.from_numpy(logits), 3, 13, tau=0.1).double().numpy()
+    assert np.abs(float32 - exact).max() > 10 * np.abs(kernel - exact).max()

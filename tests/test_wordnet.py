@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from semprobe.errors import SemprobeError
 from semprobe.wordnet import (
@@ -415,7 +417,7 @@ def test_imagenet_ids_and_first_noun_sense(wn: Any) -> None:
 
 
 def test_unknown_class_names_the_class_and_the_override(wn: Any) -> None:
-    with pytest.raises(SemprobeError, match=r"'flibbertigibbet_x'.*overrides CSV"):
+    with pytest.raises(SemprobeError, match=r"'flibbertigibbet_x'.*given with --synsets FILE"):
         class_synsets(["cat", "flibbertigibbet_x"])
     with pytest.raises(SemprobeError, match="n99999999"):
         class_synsets(["n99999999"])
@@ -436,8 +438,13 @@ def test_overrides_csv(wn: Any, tmp_path: Path) -> None:
         class_synsets(["cat"], bad)
     with pytest.raises(SemprobeError, match="expected header 'class,synset'"):
         class_synsets(["cat"], _write(tmp_path / "h.csv", "class,superclass\ncat,x\n"))
-    with pytest.raises(SemprobeError, match="not found"):
+    with pytest.raises(SemprobeError, match=r"synsets file .*absent\.csv does not exist"):
         class_synsets(["cat"], tmp_path / "absent.csv")
+    with pytest.raises(SemprobeError, match=r"'maple' is not a noun synset name"):
+        class_synsets(["cat"], _write(tmp_path / "n.csv", "class,synset\nmaple_tree,maple\n"))
+    # Names are matched as written and as WordNet lemmas.
+    spaced = _write(tmp_path / "s.csv", "class,synset\nMaple Tree,maple.n.01\n")
+    assert class_synsets(["maple_tree"], spaced)["maple_tree"].name() == "maple.n.01"
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,3 +516,120 @@ def test_concept_label_of_unrelated_classes_is_mixed(wn: Any) -> None:
     assert concept_label(["bridge", "castle", "road"], min_depth=6)[0] == "mixed"
     with pytest.raises(SemprobeError, match="at least one class"):
         concept_label([])
+
+
+# --------------------------------------------------------------------------------------------
+# Properties of the WordNet mapping (hypothesis), and --synsets end to end
+# --------------------------------------------------------------------------------------------
+
+CIFAR100_NAMES = sorted(cifar100_coarse())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from(CIFAR100_NAMES), min_size=2, max_size=12, unique=True),
+    st.integers(1, 10),
+)
+def test_deeper_wordnet_groups_refine_shallower_ones(wn: Any, names: list[str], depth: int) -> None:
+    """Two classes with one ancestor at depth d + 1 share their ancestor at depth d, and every
+    group is an ancestor (or the synset) of each of its classes."""
+    shallow = wordnet_superclasses(names, depth=depth)
+    deep = wordnet_superclasses(names, depth=depth + 1)
+    synsets = class_synsets(names)
+    for a in names:
+        assert shallow[a] in _ancestor_names(synsets[a])
+        for b in names:
+            if deep[a] == deep[b]:
+                assert shallow[a] == shallow[b], (a, b)
+    assert wordnet_superclasses(list(reversed(names)), depth=depth) == shallow  # order-free
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from(CIFAR100_NAMES),
+    st.sampled_from(["dog.n.01", "maple.n.02", "bus.n.01", "whale.n.02", "rose.n.01"]),
+    st.integers(1, 9),
+)
+def test_an_override_moves_a_class_to_its_synsets_ancestor(
+    wn: Any, tmp_path_factory: pytest.TempPathFactory, name: str, synset: str, depth: int
+) -> None:
+    overrides = tmp_path_factory.mktemp("syn") / "synsets.csv"
+    overrides.write_text(f"class,synset\n{name},{synset}\n")
+    names = [name, "oak_tree"] if name != "oak_tree" else [name, "bus"]
+    got = wordnet_superclasses(names, depth=depth, overrides_csv=overrides)
+    path = min(wn.synset(synset).hypernym_paths(), key=lambda p: (len(p), [s.name() for s in p]))
+    assert got[name] == (path[depth] if depth < len(path) else path[-1]).name()
+    # The other class is untouched.
+    assert got[names[1]] == wordnet_superclasses([names[1]], depth=depth)[names[1]]
+
+
+def _imagefolder(root: Path, classes: list[str], per_split: dict[str, int]) -> Path:
+    from PIL import Image
+
+    from semprobe import synthetic
+
+    for split, count in per_split.items():
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            images = synthetic.generate([c * 5] * count, seed=c + (0 if split == "train" else 9))
+            for i, image in enumerate(images):
+                Image.fromarray(image).save(folder / f"{i}.png")
+    return root
+
+
+def test_synsets_file_on_the_command_line_and_in_a_study(wn: Any, tmp_path: Path) -> None:
+    """A class WordNet does not know is mapped by --synsets (the command) and by the study
+    file's synsets key (relative to the file); without it the error says how."""
+    from semprobe.cli import main
+    from semprobe.rundir import Run
+    from semprobe.studies import load_study
+    from tests.conftest import save_tiny
+
+    data = _imagefolder(
+        tmp_path / "data", ["maple_tree", "oak_tree", "blorp"], {"train": 6, "test": 3}
+    )
+    ckpt = save_tiny(tmp_path / "m.pt")
+    common = [
+        "relevance",
+        str(ckpt),
+        "--dataset",
+        f"imagefolder:{data}",
+        "--superclasses",
+        "wordnet:9",
+        "--k",
+        "2",
+        "--k-max",
+        "2",
+        "--permutations",
+        "20",
+        "--epochs",
+        "5",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    assert main([*common, "--out", str(tmp_path / "no")]) == 2
+    (tmp_path / "synsets.csv").write_text("class,synset\nblorp,dog.n.01\n")
+    assert (
+        main([*common, "--out", str(tmp_path / "run"), "--synsets", str(tmp_path / "synsets.csv")])
+        == 0
+    )
+    summary = Run(tmp_path / "run").model("m").relevance_summary()
+    assert summary is not None and summary["settings"]["synsets"] == str(tmp_path / "synsets.csv")
+    classes = Run(tmp_path / "run").superclass_of
+    dog = wordnet_superclasses(["dog"], depth=9)["dog"]
+    assert classes == {"maple_tree": "tree.n.01", "oak_tree": "tree.n.01", "blorp": dog}
+
+    study_dir = tmp_path / "studies"
+    study_dir.mkdir()
+    (study_dir / "groups.csv").write_text("class,synset\nblorp,dog.n.01\n")
+    (study_dir / "s.toml").write_text(
+        f'dataset = "imagefolder:{data}"\n[checkpoints]\nm = "{ckpt}"\n'
+        '[relevance]\nsuperclasses = "wordnet:9"\nsynsets = "groups.csv"\n'
+    )
+    study, _ = load_study(study_dir / "s.toml")
+    assert study.relevance.synsets == str(study_dir / "groups.csv")
+    (study_dir / "groups.csv").unlink()
+    with pytest.raises(SemprobeError, match=r"synsets file .*groups\.csv does not exist"):
+        load_study(study_dir / "s.toml")

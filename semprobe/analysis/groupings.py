@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from semprobe.errors import SemprobeError
@@ -24,11 +25,14 @@ def resolve_groupings(
     class_names: list[str],
     dataset_superclasses: dict[str, str] | None,
     dataset: str | None = None,
+    synsets: str | None = None,
 ) -> list[Grouping]:
     """:func:`resolve_superclasses` for each source, in order."""
     groupings = []
     for source in sources:
-        labels, report = resolve_superclasses(source, class_names, dataset_superclasses, dataset)
+        labels, report = resolve_superclasses(
+            source, class_names, dataset_superclasses, dataset, synsets
+        )
         groupings.append(Grouping(source, labels, report))
     return groupings
 
@@ -38,15 +42,21 @@ def resolve_superclasses(
     class_names: list[str],
     dataset_superclasses: dict[str, str] | None,
     dataset: str | None = None,
+    synsets: str | None = None,
 ) -> tuple[list[str], dict[str, Any]]:
     """Superclass of each class from a ``--superclasses`` source, and a report on the grouping.
 
     ``coarse`` is the dataset's own table (``dataset_superclasses``); ``dataset`` names the
-    dataset in the error when it has none.
+    dataset in the error when it has none; ``synsets`` is the ``class,synset`` overrides file
+    of the ``wordnet`` sources.
     """
     parsed = parse_superclass_source(source)
     mapping = superclasses_from_source(
-        parsed, class_names, dataset_superclasses=dataset_superclasses, dataset=dataset
+        parsed,
+        class_names,
+        Path(synsets) if synsets else None,
+        dataset_superclasses=dataset_superclasses,
+        dataset=dataset,
     )
     labels = [mapping[c] for c in class_names]
     if len(set(labels)) < 2:

@@ -80,6 +80,7 @@ def analyse_model(
             class_names,
             train.superclass_of,
             train.manifest["dataset"]["name"],
+            settings.synsets,
         )
     primary = groupings[0]
     representation = _representation(settings, model)
@@ -103,7 +104,9 @@ def analyse_model(
             [c.assign(superclasses=source) for source, c in curves.items()], ignore_index=True
         ).to_csv(rel / "curves_by_superclasses.csv", index=False)
     vocab = model.spec.vocab if representation in ("sem", "logits") else None
-    concepts = _write_graph(rel, graph, class_names, primary.labels, vocab, settings.concepts)
+    concepts = _write_graph(
+        rel, graph, class_names, primary.labels, vocab, settings.concepts, settings.synsets
+    )
     if test.logits is not None:
         link_or_copy(test.directory / "logits.npy", folder / "logits.npy")
     summary = {
@@ -112,6 +115,7 @@ def analyse_model(
         "spec": model.spec.to_dict(),
         "fingerprint": train.manifest["key"]["model_fingerprint"],
         "dataset": options.dataset,
+        "transform": train.transform,
         "representation": representation,
         "tau": tau if representation == "sem" else None,
         "n_features": n_features,
@@ -123,7 +127,7 @@ def analyse_model(
     }
     write_json(
         folder / "model.json",
-        {k: summary[k] for k in ("model", "checkpoint", "spec", "fingerprint")},
+        {k: summary[k] for k in ("model", "checkpoint", "spec", "fingerprint", "transform")},
     )
     write_json(rel / "summary.json", summary)
     return ModelResult(name, summary, curves[primary.source], concepts, curves)
@@ -203,6 +207,7 @@ def _write_graph(
     superclasses: list[str],
     vocab: int | None,
     with_concepts: bool,
+    synsets: str | None = None,
 ) -> pd.DataFrame:
     """W_K as GraphML and tidy tables, and (``with_concepts``) the feature concept table."""
     n_features = graph.n_features
@@ -214,7 +219,7 @@ def _write_graph(
     _write_tables(rel, graph, class_names, superclasses, feature_names)
     if not with_concepts:
         return pd.DataFrame()
-    concepts = feature_concepts(graph, class_names, superclasses, vocab)
+    concepts = feature_concepts(graph, class_names, superclasses, vocab, synsets=synsets)
     concepts.insert(1, "name", [feature_names[f] for f in concepts["feature"]])
     concepts.to_csv(rel / "feature_concepts.csv", index=False)
     if vocab:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from semprobe.errors import SemprobeError
 from semprobe.graph import Rule
 from semprobe.validation import check_tau
-from semprobe.wordnet import parse_superclass_source
+from semprobe.wordnet import parse_superclass_source, read_synset_overrides
 
 REPRESENTATIONS = ("auto", "sem", "backbone", "logits")
 
@@ -18,7 +18,9 @@ class RelevanceSettings:
 
     ``superclasses`` is one source (``coarse``, ``wordnet[:DEPTH]``, ``file:PATH.csv``) or several
     separated by commas: the probe and W_K are fitted once and scored against each grouping; the
-    first is the primary one (graph tables, concept labels, ``curve.csv``).
+    first is the primary one (graph tables, concept labels, ``curve.csv``). ``synsets`` is an
+    optional ``class,synset`` file that maps classes to WordNet senses by hand, for the
+    ``wordnet`` sources and the concept labels (``--synsets FILE``).
     """
 
     superclasses: str = "coarse"
@@ -36,6 +38,7 @@ class RelevanceSettings:
     reference: str | None = None  # "random-init"
     concepts: bool = True
     standardize: bool = True
+    synsets: str | None = None
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:
@@ -57,6 +60,9 @@ class RelevanceSettings:
             )
         for source in sources:
             parse_superclass_source(source)  # a typo fails here, before any model is trained
+        if self.synsets is not None:
+            object.__setattr__(self, "synsets", str(self.synsets))
+            read_synset_overrides(self.synsets)  # so does a bad synsets file
 
     @property
     def superclass_sources(self) -> list[str]:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import argparse
 
 from semprobe import __version__
-from semprobe.cli import commands, demo
+from semprobe.cli import commands, demo, evaluate_arguments
 from semprobe.cli.values import (
+    Parser,
     l1_strength,
     non_negative_float,
     non_negative_int,
+    port_number,
     positive_int,
+    seed_value,
     tau_value,
+    vocab_size,
 )
 from semprobe.pretrain.config import (
     ADAMW_CLASSIFIER_LR,
@@ -40,8 +44,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, default: str = "syntheti
     parser.add_argument(
         "--dataset",
         default=default,
-        help="cifar10, cifar100, imagefolder:PATH or synthetic[:train=N,test=M,seed=S] "
-        "(default: %(default)s)",
+        help="cifar10, cifar100, imagefolder:PATH, imagenet:PATH or "
+        "synthetic[:train=N,test=M,seed=S] (default: %(default)s)",
     )
     parser.add_argument("--data-root", default=None, help="where torchvision datasets live")
     parser.add_argument(
@@ -66,6 +70,35 @@ def add_extraction_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--args-json", default=None, help="args.json of a foreign checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    transform = parser.add_argument_group(
+        "evaluation transform (default: from the checkpoint's stem and the dataset)"
+    )
+    transform.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        help="centre-crop side (default: 32 for the CIFAR stem, 224 for the ImageNet stem)",
+    )
+    transform.add_argument(
+        "--resize",
+        default=None,
+        metavar="N|none",
+        help="shorter side before the crop (default: none for 32 px data at 32, else 256 for "
+        "224 and the crop size below 64); none feeds images as stored",
+    )
+    transform.add_argument(
+        "--normalize",
+        default=None,
+        metavar="NAME|MEAN,STD",
+        help="cifar10, cifar100, imagenet, authors-cifar, authors-imagenet, or numbers "
+        "(default: what the checkpoint was evaluated with)",
+    )
+    transform.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave out images that cannot be decoded (found by one decoding pass, counted) "
+        "instead of stopping at the first",
+    )
 
 
 def add_relevance_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +144,7 @@ def add_relevance_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--permutations", type=positive_int, default=1000, help="size of the permutation null"
     )
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--seed", type=seed_value, default=0)
     group.add_argument(
         "--reference",
         choices=("random-init",),
@@ -119,6 +152,13 @@ def add_relevance_arguments(parser: argparse.ArgumentParser) -> None:
         help="also score the same architecture at a seeded random initialisation",
     )
     group.add_argument("--no-concepts", action="store_true", help="skip the feature concept table")
+    group.add_argument(
+        "--synsets",
+        metavar="FILE",
+        default=None,
+        help="class,synset CSV mapping classes to WordNet senses by hand (e.g. "
+        "maple_tree,maple.n.02), for wordnet superclasses and concept labels",
+    )
 
 
 def _add_checkpoints_and_taus(parser: argparse.ArgumentParser, out: str) -> None:
@@ -139,8 +179,10 @@ def _add_checkpoints_and_taus(parser: argparse.ArgumentParser, out: str) -> None
 def _default(name: str) -> str:
     """Help text for an option whose default depends on the method and/or the dataset."""
     paper, synthetic = DATASET_DEFAULTS["paper"], DATASET_DEFAULTS["synthetic"]
-    if name in METHOD_DEFAULTS["byol"] and name not in paper:
-        by_method = ", ".join(f"{m} {METHOD_DEFAULTS[m][name]}" for m in METHODS)
+    if name not in paper:
+        by_method = ", ".join(
+            f"{m} {METHOD_DEFAULTS[m][name]}" for m in METHODS if name in METHOD_DEFAULTS[m]
+        )
         text = f"default: {by_method}"
     else:
         text = f"default: {paper[name]}"
@@ -152,7 +194,7 @@ def _default(name: str) -> str:
 def _pretrain_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("method and model")
     d = PretrainConfig()
-    g.add_argument("--method", help=f"{' or '.join(METHODS)} (default: {d.method})")
+    g.add_argument("--method", help=f"{', '.join(METHODS)} (default: {d.method})")
     g.add_argument(
         "--sem",
         action=argparse.BooleanOptionalAction,
@@ -167,9 +209,14 @@ def _pretrain_model_options(parser: argparse.ArgumentParser) -> None:
         help="3x3 stride-1 ResNet stem for 32x32 images (default: on)",
     )
     g.add_argument("--num-simplices", type=int, metavar="L", help=f"L {_default('num_simplices')}")
-    g.add_argument("--vocab", type=int, metavar="V", help=f"V {_default('vocab')}")
-    g.add_argument("--tau-online", type=float, help=f"online SEM tau (default: {d.tau_online})")
-    g.add_argument("--tau-target", type=float, help=f"target SEM tau (default: {d.tau_target})")
+    g.add_argument("--vocab", type=vocab_size, metavar="V", help=f"V {_default('vocab')}")
+    g.add_argument("--tau-online", type=float, help=f"online SEM tau {_default('tau_online')}")
+    g.add_argument(
+        "--tau-target",
+        type=float,
+        help="SEM tau of the momentum branch, or of view 2 for methods without one "
+        f"{_default('tau_target')}",
+    )
     g.add_argument(
         "--online-taus",
         type=float,
@@ -181,7 +228,7 @@ def _pretrain_model_options(parser: argparse.ArgumentParser) -> None:
         "--proj-hidden-dim", type=int, help=f"projector hidden width {_default('proj_hidden_dim')}"
     )
     g.add_argument(
-        "--proj-dim", type=int, help=f"projector output width (default: {d.proj_output_dim})"
+        "--proj-dim", type=int, help=f"projector output width {_default('proj_output_dim')}"
     )
     g.add_argument(
         "--pred-hidden-dim",
@@ -191,11 +238,13 @@ def _pretrain_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--queue-size",
         type=int,
-        help="MoCo keys per queue, a multiple of the total batch "
-        "(default: 32768; 4096 on synthetic)",
+        help="MoCo keys / SwAV projections per queue, a multiple of the total batch "
+        "(default: mocov2plus 32768, swav 3840; 4096 and 512 on synthetic)",
     )
     g.add_argument(
-        "--temperature", type=float, help=f"MoCo InfoNCE temperature (default: {d.temperature})"
+        "--temperature",
+        type=float,
+        help=f"contrastive / SwAV / DINO student temperature {_default('temperature')}",
     )
 
 
@@ -247,7 +296,7 @@ def _pretrain_optimisation_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lars-eta", type=float, help=f"LARS trust coefficient (default: {d.lars_eta})")
     g.add_argument("--warmup-epochs", type=int, help=_default("warmup_epochs"))
     g.add_argument(
-        "--base-momentum", type=float, help=f"initial EMA momentum (default: {d.base_momentum})"
+        "--base-momentum", type=float, help=f"initial EMA momentum {_default('base_momentum')}"
     )
     g.add_argument(
         "--final-momentum", type=float, help=f"final EMA momentum {_default('final_momentum')}"
@@ -307,9 +356,57 @@ def _pretrain_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _pretrain_method_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("method options (refused by the methods that do not read them)")
+    g.add_argument(
+        "--num-prototypes", type=int, help=f"SwAV / DINO prototypes {_default('num_prototypes')}"
+    )
+    g.add_argument(
+        "--queue-start-epoch",
+        type=int,
+        help=f"first epoch whose SwAV assignments use the queue {_default('queue_start_epoch')}",
+    )
+    g.add_argument(
+        "--freeze-prototypes-epochs",
+        type=int,
+        help="epochs with the SwAV prototypes / DINO last layer frozen "
+        f"{_default('freeze_prototypes_epochs')}",
+    )
+    g.add_argument(
+        "--teacher-temperature",
+        type=float,
+        help=f"DINO teacher temperature after warm-up {_default('teacher_temperature')}",
+    )
+    g.add_argument(
+        "--warmup-teacher-temperature",
+        type=float,
+        help=f"DINO teacher temperature at epoch 0 {_default('warmup_teacher_temperature')}",
+    )
+    g.add_argument(
+        "--warmup-teacher-epochs",
+        type=int,
+        help=f"DINO teacher temperature warm-up {_default('warmup_teacher_epochs')}",
+    )
+    g.add_argument(
+        "--barlow-lambda",
+        type=float,
+        help=f"Barlow Twins off-diagonal weight {_default('barlow_lambda')}",
+    )
+    g.add_argument(
+        "--scale-loss", type=float, help=f"Barlow Twins loss factor {_default('scale_loss')}"
+    )
+    for term in ("sim", "var", "cov"):
+        g.add_argument(
+            f"--{term}-loss-weight",
+            type=float,
+            help=f"VICReg {term} term weight {_default(f'{term}_loss_weight')}",
+        )
+
+
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     """Every pre-training option; each defaults to None so that the config file can fill it."""
     _pretrain_model_options(parser)
+    _pretrain_method_options(parser)
     _pretrain_data_options(parser)
     _pretrain_optimisation_options(parser)
     _pretrain_hardware_options(parser)
@@ -371,7 +468,7 @@ def _tau_sweep(sub: Subparsers) -> None:
     parser.add_argument("--l1", type=l1_strength, default=0.0, help="L1 strength (default: none)")
     parser.add_argument("--l2", type=non_negative_float, default=1e-4, help="L2 strength")
     parser.add_argument("--epochs", type=positive_int, default=40, help="probe epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.set_defaults(handler=commands.tau_sweep)
 
 
@@ -395,7 +492,7 @@ def _dashboard(sub: Subparsers) -> None:
         help="run directories written by semprobe relevance / study",
     )
     parser.add_argument(
-        "--port", type=positive_int, default=8501, help="port (default: %(default)s)"
+        "--port", type=port_number, default=8501, help="port (default: %(default)s)"
     )
     parser.add_argument(
         "--address",
@@ -415,9 +512,9 @@ def _demo(sub: Subparsers) -> None:
     )
     parser.add_argument("--out", default="demo", help="folder for checkpoints and the run")
     parser.add_argument(
-        "--epochs", type=positive_int, default=6, help="pretraining epochs per model"
+        "--epochs", type=positive_int, default=demo.EPOCHS, help="pretraining epochs per model"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument(
         "--dataset", default=demo.DATASET, help="any --dataset (default: synthetic)"
     )
@@ -427,9 +524,10 @@ def _demo(sub: Subparsers) -> None:
 def _pretrain(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "pretrain",
-        help="pre-train a BYOL / MoCo v2+ model, with or without SEM",
-        description="Pre-train BYOL or MoCo v2+ with or without the SEM layer (Lavoie et al., "
-        "ICLR 2023). Defaults reproduce the authors' CIFAR-100 ResNet-18 runs. Precedence: "
+        help="pre-train a self-supervised model (BYOL, MoCo v2+, SimCLR, ...), with or without SEM",
+        description="Pre-train BYOL, MoCo v2+, SimCLR, Barlow Twins, VICReg, SwAV or DINO with or "
+        "without the SEM layer (Lavoie et al., ICLR 2023). Defaults reproduce the authors' "
+        "CIFAR-100 ResNet-18 runs. Precedence: "
         "per-(method, dataset) defaults < --config FILE < options on the command line.",
     )
     add_pretrain_arguments(parser)
@@ -437,8 +535,8 @@ def _pretrain(sub: Subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``semprobe`` parser with every sub-command."""
-    parser = argparse.ArgumentParser(
+    """The ``semprobe`` parser with every sub-command (each error one line: ``values.Parser``)."""
+    parser = Parser(
         prog="semprobe",
         description="Train and dissect Simplicial-Embedding (SEM) self-supervised models.",
     )
@@ -456,4 +554,5 @@ def build_parser() -> argparse.ArgumentParser:
         _pretrain,
     ):
         add(sub)
+    evaluate_arguments.add_commands(sub, add_data_arguments, add_extraction_arguments)
     return parser

@@ -19,17 +19,20 @@ if TYPE_CHECKING:
 def extract(args: argparse.Namespace) -> int:
     """``semprobe extract``: load a checkpoint, cache the features of each split."""
     from semprobe.cli.options import extraction_options
-    from semprobe.extraction import features, load
+    from semprobe.extraction import distributed_session, features, load
 
     options = extraction_options(args)
-    model = load(args.checkpoint, options).model
-    for split in args.splits:
-        fs = features(model, options, split)
-        logits = "none" if fs.logits is None else "x".join(map(str, fs.logits.shape))
-        print(
-            f"{split}: {len(fs.labels)} images, features {fs.features.shape[1]}, "
-            f"SEM logits {logits} -> {fs.directory}"
-        )
+    with distributed_session() as leader:  # under torchrun, ranks > 0 extract shards here
+        if not leader:
+            return 0
+        model = load(args.checkpoint, options).model
+        for split in args.splits:
+            fs = features(model, options, split)
+            logits = "none" if fs.logits is None else "x".join(map(str, fs.logits.shape))
+            print(
+                f"{split}: {len(fs.labels)} images, features {fs.features.shape[1]}, "
+                f"SEM logits {logits} -> {fs.directory}"
+            )
     return 0
 
 
@@ -70,8 +73,13 @@ def study_from_args(
 def relevance(args: argparse.Namespace) -> int:
     """``semprobe relevance``."""
     from semprobe.cli.options import relevance_settings
+    from semprobe.extraction import distributed_session
 
-    result = study_from_args(args, ["relevance"], relevance_settings(args)).run(args.out)
+    study = study_from_args(args, ["relevance"], relevance_settings(args))
+    with distributed_session() as leader:  # under torchrun, ranks > 0 extract shards here
+        if not leader:
+            return 0
+        result = study.run(args.out)
     report.print_relevance_report(
         result.relevance, result.relevance_models, args.out, result.relevance_by_superclasses
     )
@@ -108,6 +116,10 @@ def study(args: argparse.Namespace) -> int:
     if len(result.sweep):
         print("linear-probe accuracy (test top-1) per representation:")
         report.print_table(accuracy_table(result.sweep), na_rep="-")
+    if result.protocols:
+        from semprobe.cli.evaluate import print_protocol_tables
+
+        print_protocol_tables(result)
     if len(result.relevance):
         report.print_relevance_report(
             result.relevance,

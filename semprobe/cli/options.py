@@ -29,6 +29,11 @@ def extraction_options(args: argparse.Namespace) -> ExtractionOptions:
         trust_checkpoint=args.trust_checkpoint,
         args_json=args.args_json,
         progress=not args.quiet,
+        image_size=args.image_size,
+        resize=args.resize,
+        normalize=args.normalize,
+        skip_unreadable=args.skip_unreadable,
+        verbose=True,
     )
 
 
@@ -51,6 +56,7 @@ def relevance_settings(args: argparse.Namespace) -> RelevanceSettings:
         seed=args.seed,
         reference=args.reference,
         concepts=not args.no_concepts,
+        synsets=getattr(args, "synsets", None),
     )
 
 

@@ -109,7 +109,7 @@ def entropy_report(
         num_threads=num_threads,
         device=device,
     )
-    total, fine = stream(
+    total, fine, by_class = stream(
         request.array,
         request.spec,
         request.taus,
@@ -119,5 +119,12 @@ def entropy_report(
         progress,
     )
     return build_report(
-        total, fine, request.taus, request.probs, request.labels, class_names, superclass_of
+        total,
+        fine,
+        by_class,
+        request.taus,
+        request.probs,
+        request.labels,
+        class_names,
+        superclass_of,
     )

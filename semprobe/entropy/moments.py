@@ -1,4 +1,4 @@
-"""Streaming accumulators: running per-simplex sums of entropies for all taus at once."""
+"""Streaming accumulators: running per-simplex sums, extremes and bins of entropies, all taus."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from semprobe.entropy.bins import BinLayout
 from semprobe.entropy.kernel import LN2, LOG2E
+
+_ONE = torch.ones(1, dtype=torch.int64)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Spec:
     derive_hist: bool
     simplex_ids: Tensor
     tau_offsets: Tensor
+    layout: BinLayout
 
     @classmethod
     def make(
@@ -41,7 +45,8 @@ class Spec:
         device: torch.device,
     ) -> Spec:
         """The spec of an analysis, with its derived constants."""
-        index_dtype = torch.int32 if num_simplices * quantile_bins < 2**31 else torch.int64
+        layout = BinLayout(quantile_bins, math.log(vocab))
+        index_dtype = torch.int32 if num_simplices * layout.count < 2**31 else torch.int64
         return cls(
             t_count=t_count,
             num_simplices=num_simplices,
@@ -56,6 +61,7 @@ class Spec:
             derive_hist=quantile_bins % bins == 0,
             simplex_ids=torch.arange(num_simplices, dtype=index_dtype, device=device),
             tau_offsets=torch.arange(t_count, device=device).view(-1, 1, 1),
+            layout=layout,
         )
 
     @property
@@ -63,22 +69,36 @@ class Spec:
         """dtype of the per-simplex histogram indices ``bin * L + simplex``."""
         return self.simplex_ids.dtype
 
+    @property
+    def fine_bins(self) -> int:
+        """Bins of each per-simplex and per-class histogram (see :mod:`.bins`)."""
+        return self.layout.count
+
+    def class_hist_shape(self) -> tuple[int, int]:
+        """``(T, C * fine_bins)``: the per-class histograms, index ``bin * C + class``."""
+        return (self.t_count, self.num_classes * self.layout.count)
+
 
 class Moments:
     """Running sums over samples for all taus at once (float64 where they are sums of entropies).
 
     Mean and M2 (sum of squared deviations) are kept per simplex and merged with Chan et al.'s
-    pairwise formula, which stays exact where sum-of-squares formulas cancel.
+    pairwise formula, which stays exact where sum-of-squares formulas cancel. The smallest and
+    largest entropy are kept per simplex and per class.
     """
 
     def __init__(self, spec: Spec) -> None:
-        f64 = torch.float64
+        f64, f32 = torch.float64, torch.float32
         t, simplices, dev = spec.t_count, spec.num_simplices, spec.device
         self.spec = spec
         self.n = 0
         self.mean = torch.zeros((t, simplices), dtype=f64, device=dev)
         self.m2 = torch.zeros((t, simplices), dtype=f64, device=dev)
         self.eff = torch.zeros((t, simplices), dtype=f64, device=dev)
+        self.lo = torch.full((t, simplices), math.inf, dtype=f32, device=dev)
+        self.hi = torch.full((t, simplices), -math.inf, dtype=f32, device=dev)
+        self.class_lo = torch.full((t, spec.num_classes), math.inf, dtype=f32, device=dev)
+        self.class_hi = torch.full((t, spec.num_classes), -math.inf, dtype=f32, device=dev)
         # Pairs near one-hot, two-hot and uniform, per tau.
         self.near = torch.zeros((3, t), dtype=torch.int64, device=dev)
         self.class_sum = torch.zeros((t, spec.num_classes), dtype=f64, device=dev)
@@ -103,12 +123,24 @@ class Moments:
             return
         self._merge_moments(other.n, other.mean, other.m2)
         self.eff.add_(other.eff)
+        torch.minimum(self.lo, other.lo, out=self.lo)
+        torch.maximum(self.hi, other.hi, out=self.hi)
+        torch.minimum(self.class_lo, other.class_lo, out=self.class_lo)
+        torch.maximum(self.class_hi, other.class_hi, out=self.class_hi)
         self.near.add_(other.near)
         self.class_sum.add_(other.class_sum)
         if self.hist is not None and other.hist is not None:
             self.hist.add_(other.hist)
 
-    def add_block(self, ent: Tensor, labels: Tensor | None, tmp: Tensor, codes: Tensor) -> None:
+    def add_block(
+        self,
+        ent: Tensor,
+        labels: Tensor | None,
+        tmp: Tensor,
+        codes: Tensor,
+        int_scratch: Tensor,
+        class_hist: Tensor | None = None,
+    ) -> None:
         """Add a block of entropies and write its fine-histogram indices.
 
         Parameters
@@ -121,7 +153,11 @@ class Moments:
             ``(T, m, L)`` float32 scratch.
         codes:
             ``(T, m, L)`` int32 output: ``bin * L + simplex`` of every entropy in the per-simplex
-            histogram of ``quantile_bins`` bins (layout ``(quantile_bins, L)``).
+            histograms (layout ``(fine_bins, L)``).
+        int_scratch:
+            Contiguous int32 scratch of at least ``T * m * L`` elements.
+        class_hist:
+            ``(T, C * fine_bins)`` int64 per-class histograms to add this block to (with labels).
         """
         f64 = torch.float64
         m = ent.shape[1]
@@ -135,9 +171,37 @@ class Moments:
         torch.mul(ent, LOG2E, out=tmp)
         self.eff.add_(tmp.exp2_().sum(dim=1).to(f64))
         self._count_near(ent, tmp)
+        self._extremes(ent, labels)
         if labels is not None:
             self.class_sum.index_add_(1, labels, ent.sum(dim=2).to(f64))
-        self._bin(ent, tmp, codes)
+        scratch = int_scratch.view(-1)[: ent.numel()].view(ent.shape)
+        self._bin(ent, tmp, codes, scratch)
+        if labels is not None and class_hist is not None:
+            self._bin_classes(codes, labels, class_hist, scratch)
+        # The per-simplex index: bin * L + simplex.
+        torch.add(self.spec.simplex_ids, codes, alpha=self.spec.num_simplices, out=codes)
+
+    def _extremes(self, ent: Tensor, labels: Tensor | None) -> None:
+        """Update the smallest and largest entropy per simplex and per class."""
+        torch.minimum(self.lo, ent.amin(dim=1), out=self.lo)
+        torch.maximum(self.hi, ent.amax(dim=1), out=self.hi)
+        if labels is None:
+            return
+        index = labels.view(1, -1).expand(ent.shape[0], -1)
+        self.class_lo.scatter_reduce_(1, index, ent.amin(dim=2), "amin")
+        self.class_hi.scatter_reduce_(1, index, ent.amax(dim=2), "amax")
+
+    def _bin_classes(self, bins: Tensor, labels: Tensor, class_hist: Tensor, flat: Tensor) -> None:
+        """Add the fine bins ``bins`` (``(T, m, L)``) of a block to the per-class histograms
+        (``flat``: contiguous integer scratch of the same shape)."""
+        spec = self.spec
+        m = bins.shape[1]
+        width = spec.num_classes * spec.layout.count
+        # flat = bins * C + label + tau * C * fine_bins, in one pass.
+        offsets = (labels.view(1, m, 1) + spec.tau_offsets * width).to(flat.dtype)
+        torch.add(offsets, bins, alpha=spec.num_classes, out=flat)
+        index = flat.view(-1)
+        class_hist.view(-1).index_add_(0, index, _ONE.to(class_hist.device).expand(index.numel()))
 
     def _count_near(self, ent: Tensor, tmp: Tensor) -> None:
         """Count the entropies near one-hot, two-hot and uniform (``tmp`` is scratch)."""
@@ -152,12 +216,11 @@ class Moments:
         torch.sub(ent, spec.log_v - spec.eps, out=tmp)
         self.near[2].add_(tmp.clamp_(min=0.0).sign_().sum(dim=(1, 2)).to(torch.int64))
 
-    def _bin(self, ent: Tensor, tmp: Tensor, codes: Tensor) -> None:
-        """Write the fine-histogram indices of ``ent``; count the coarse one if not derived."""
+    def _bin(self, ent: Tensor, tmp: Tensor, codes: Tensor, int_scratch: Tensor) -> None:
+        """Write the fine bin of every entropy into ``codes``; count the coarse histogram if it
+        is not derived from the fine ones."""
         spec = self.spec
-        # float -> int conversion truncates, which is floor for entropies >= 0.
-        codes.copy_(torch.mul(ent, spec.quantile_bins / spec.log_v, out=tmp))
-        codes.clamp_(0, spec.quantile_bins - 1).mul_(spec.num_simplices).add_(spec.simplex_ids)
+        spec.layout.codes(ent, codes, tmp, int_scratch)
         if self.hist is not None:
             coarse = torch.mul(ent, spec.bins / spec.log_v, out=tmp).long()
             coarse.clamp_(0, spec.bins - 1).add_(spec.tau_offsets * spec.bins)

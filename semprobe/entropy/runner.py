@@ -7,6 +7,7 @@ single-threaded torch ops; the sizes are discussed in docs/entropy.md.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from semprobe.entropy.kernel import FLOAT32_BIG, coefficients, entropy_shifted, shift
+from semprobe.entropy.kernel import FLOAT32_BIG, coefficients, entropy_shifted, sentinel, shift
 from semprobe.entropy.moments import Moments, Spec
 from semprobe.entropy.paging import RowPager
 from semprobe.errors import SemprobeError
@@ -33,6 +34,9 @@ _CPU_WORK_ELEMS = 1 << 21
 _CPU_STATS_ELEMS = 1 << 20
 _GPU_WORK_ELEMS = 1 << 26
 _GPU_STATS_ELEMS = 1 << 23
+
+# Rows counted into an int16 histogram before it is added to the total (see Runner._count_tau).
+_INT16_ROWS = 32767
 
 _T = TypeVar("_T")
 
@@ -65,14 +69,14 @@ def stream(
     chunk_rows: int,
     workers: int,
     progress: bool,
-) -> tuple[Moments, np.ndarray]:
+) -> tuple[Moments, np.ndarray, np.ndarray]:
     """Read ``array`` once, ``chunk_rows`` rows at a time, and accumulate its statistics.
 
     Returns
     -------
     tuple
-        The merged :class:`Moments` and the per-simplex histograms, ``(T, quantile_bins, L)``
-        int64.
+        The merged :class:`Moments`, the per-simplex histograms ``(T, fine_bins, L)`` and the
+        per-class ones ``(T, fine_bins, C)`` (both int64; the second is empty without labels).
 
     Raises
     ------
@@ -96,11 +100,16 @@ def stream(
                 bad = _first_bad_row(array, start, stop)
                 raise SemprobeError(f"logits row {bad} contains a non-finite value (nan or inf)")
             bar.update(stop - start)
-        fine = runner.finish()
+        fine, by_class = runner.finish()
     finally:
         bar.close()
         runner.close()
-    return total, fine.reshape(spec.t_count, spec.quantile_bins, spec.num_simplices)
+    bins = spec.fine_bins
+    return (
+        total,
+        fine.reshape(spec.t_count, bins, spec.num_simplices),
+        by_class.reshape(spec.t_count, bins, spec.num_classes),
+    )
 
 
 def _first_bad_row(array: np.ndarray, start: int, stop: int) -> int:
@@ -148,6 +157,8 @@ class _Scratch:
     expd: Tensor
     ent: Tensor
     tmp: Tensor
+    icodes: Tensor
+    class_hist: Tensor | None
 
 
 class Runner:
@@ -191,6 +202,7 @@ class Runner:
         ]
         self.coefs = [coefficients(taus[t0:t1], spec.device) for t0, t1 in self.groups]
         self.coef_max = [float(c.max()) for c in self.coefs]
+        self.mark = sentinel(coefficients(taus, spec.device))
         self.guard = _needs_guard(array.dtype, max(self.coef_max))
         # Per-simplex histogram indices of a chunk, counted while the next chunk is computed;
         # two buffers alternate.
@@ -198,11 +210,16 @@ class Runner:
         self.codes = [
             torch.empty(codes_shape, dtype=spec.index_dtype, device=spec.device) for _ in range(2)
         ]
-        fine_shape = (t_count, spec.quantile_bins * spec.num_simplices)
-        self.fine = torch.zeros(fine_shape, dtype=torch.int64, device=spec.device)
+        fine_shape = (t_count, spec.fine_bins * spec.num_simplices)
+        # int32 counts (a simplex sees fewer than 2**31 samples): half the cache of int64.
+        self.fine = torch.zeros(fine_shape, dtype=torch.int32, device=spec.device)
+        self.one = torch.ones(1, dtype=torch.int32, device=spec.device)
+        self.one16 = torch.ones(1, dtype=torch.int16)
         self.counting: list[Future[None]] = []
         self.chunks_done = 0
         self.local = threading.local()
+        self.scratches: list[_Scratch] = []
+        self.scratch_lock = threading.Lock()
         self.saved_threads = torch.get_num_threads()
         self.workers = workers if self.cpu else 1
         # Each worker runs single-threaded torch ops: many cache-sized ops in parallel beat
@@ -232,6 +249,8 @@ class Runner:
         if scratch is None:
             scratch = self._new_scratch()
             self.local.scratch = scratch
+            with self.scratch_lock:
+                self.scratches.append(scratch)
         return scratch
 
     def _new_scratch(self) -> _Scratch:
@@ -246,6 +265,12 @@ class Runner:
             dtype=_torch_dtype(self.array.dtype.newbyteorder("=")),
             pin_memory=not self.cpu,
         )
+        # Each worker counts its own per-class histograms; they are summed at the end.
+        class_hist = (
+            torch.zeros(spec.class_hist_shape(), dtype=torch.int64, device=dev)
+            if self.labels is not None
+            else None
+        )
         return _Scratch(
             raw=raw_t.numpy(),
             raw_t=raw_t,
@@ -254,6 +279,8 @@ class Runner:
             expd=torch.empty(group, dtype=f32, device=dev),
             ent=torch.empty(block, dtype=f32, device=dev),
             tmp=torch.empty(block, dtype=f32, device=dev),
+            icodes=torch.empty(math.prod(block), dtype=torch.int32, device=dev),
+            class_hist=class_hist,
         )
 
     def _task(self, start: int, stop: int, chunk_start: int, codes_out: Tensor) -> Moments:
@@ -267,7 +294,7 @@ class Runner:
             m = b1 - b0
             labels = self.labels[b0:b1] if self.labels is not None else None
             codes = codes_out[:, b0 - chunk_start : b1 - chunk_start]
-            moments.add_block(sc.ent[:, :m], labels, sc.tmp[:, :m], codes)
+            moments.add_block(sc.ent[:, :m], labels, sc.tmp[:, :m], codes, sc.icodes, sc.class_hist)
         return moments
 
     def _entropies(self, sc: _Scratch, a0: int, a1: int, b0: int) -> None:
@@ -281,13 +308,16 @@ class Runner:
         if not self.cpu:
             src = src.to(spec.device)
         y = sc.y if full else sc.y[:, :n]
-        lowest = shift(src.view(n, spec.vocab), y, self.guard)
-        for (t0, t1), coef, top in zip(self.groups, self.coefs, self.coef_max, strict=True):
+        # The maxima's indicator lives in the exponentials' buffer before they are computed.
+        top = sc.expd[0] if full else sc.expd[0][:, :n]
+        lowest, extra = shift(src.view(n, spec.vocab), y, self.mark, top, self.guard)
+        for (t0, t1), coef, coef_top in zip(self.groups, self.coefs, self.coef_max, strict=True):
             out = sc.ent[t0:t1, a0 - b0 : a1 - b0].view(t1 - t0, n)
             scaled, expd = sc.scaled[: t1 - t0], sc.expd[: t1 - t0]
             if not full:
                 scaled, expd = scaled[:, :, :n], expd[:, :, :n]
-            entropy_shifted(y, coef, out, scaled, expd, lowest * top < -FLOAT32_BIG)
+            clamp = lowest * coef_top < -FLOAT32_BIG
+            entropy_shifted(y, coef, out, scaled, expd, extra, clamp)
 
     def chunk(self, start: int, stop: int) -> list[Moments]:
         """Statistics of rows ``[start, stop)``, one part per task, in row order."""
@@ -309,23 +339,53 @@ class Runner:
 
     def _count(self, chunk_codes: Tensor) -> None:
         """Add a chunk's indices to the per-simplex histograms, in the background on a CPU."""
-
-        def count(t: int) -> None:
-            flat = chunk_codes[t].reshape(-1)
-            self.fine[t].add_(torch.bincount(flat, minlength=self.fine.shape[1]))
-
         if self.pool is None:
             for t in range(self.spec.t_count):
-                count(t)
+                self._count_tau(chunk_codes, t)
         else:
-            self.counting = [self.pool.submit(count, t) for t in range(self.spec.t_count)]
+            self.counting = [
+                self.pool.submit(self._count_tau, chunk_codes, t) for t in range(self.spec.t_count)
+            ]
+
+    def _count_tau(self, chunk_codes: Tensor, t: int) -> None:
+        """Count one tau's indices of a chunk into ``fine[t]``.
+
+        On a CPU the counts go first into an int16 histogram (a quarter of the cache of the
+        int64 one; a bin gains at most one count per row, so 32,767 rows never overflow it),
+        which is then added to the total: counting is a random access per entropy, and stays
+        fast only while the histogram fits in the cache.
+        """
+        codes = chunk_codes[t]
+        if not self.cpu:
+            flat = codes.reshape(-1)
+            self.fine[t].index_add_(0, flat, self.one.expand(flat.numel()))
+            return
+        local = self._local_counts()
+        for r0 in range(0, codes.shape[0], _INT16_ROWS):
+            flat = codes[r0 : r0 + _INT16_ROWS].reshape(-1)
+            local.zero_()
+            local.index_add_(0, flat, self.one16.expand(flat.numel()))
+            self.fine[t].add_(local)
+
+    def _local_counts(self) -> Tensor:
+        counts: Tensor | None = getattr(self.local, "counts", None)
+        if counts is None:
+            counts = torch.zeros(self.fine.shape[1], dtype=torch.int16)
+            self.local.counts = counts
+        return counts
 
     def _wait_counts(self) -> None:
         for future in self.counting:
             future.result()
         self.counting = []
 
-    def finish(self) -> np.ndarray:
-        """The per-simplex histograms, ``(T, quantile_bins * L)`` int64 (index ``bin * L + l``)."""
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-simplex histograms, ``(T, fine_bins * L)`` int64 (index ``bin * L + l``), and
+        the per-class ones, ``(T, fine_bins * C)`` (index ``bin * C + c``; empty without labels).
+        """
         self._wait_counts()
-        return self.fine.cpu().numpy()
+        by_class = torch.zeros(self.spec.class_hist_shape(), dtype=torch.int64)
+        for scratch in self.scratches:
+            if scratch.class_hist is not None:
+                by_class += scratch.class_hist.cpu()
+        return self.fine.cpu().numpy().astype(np.int64), by_class.numpy()

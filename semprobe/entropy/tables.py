@@ -10,15 +10,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from semprobe.entropy.bins import SUB_BINS, floor_nats
 from semprobe.entropy.moments import Moments, Spec
-from semprobe.entropy.quantiles import fine_quantiles, quantile_name
+from semprobe.entropy.quantiles import consistent_quantiles, fine_quantiles, quantile_name
 from semprobe.entropy.report import EntropyReport
 from semprobe.errors import SemprobeError
 
 
 @dataclass(frozen=True)
 class _Totals:
-    """The accumulated sums as numpy arrays: per (tau, simplex), per tau and per (tau, class)."""
+    """The accumulated sums as numpy arrays: per (tau, simplex), per tau and per (tau, class).
+
+    Means are clipped into ``[min, max]`` and standard deviations to the Bhatia-Davis bound
+    ``sqrt((max - mean)(mean - min))``: the exact values satisfy both, so rounding can only be
+    reduced, and no table contradicts itself.
+    """
 
     n: int
     means: np.ndarray
@@ -27,6 +33,10 @@ class _Totals:
     near: np.ndarray
     class_sums: np.ndarray
     hists: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    class_lo: np.ndarray
+    class_hi: np.ndarray
 
     @classmethod
     def of(cls, total: Moments, fine: np.ndarray) -> _Totals:
@@ -35,15 +45,28 @@ class _Totals:
             hists = total.hist.cpu().numpy()
         else:
             merged = fine.sum(axis=2)
-            hists = merged.reshape(spec.t_count, spec.bins, -1).sum(axis=2)
+            coarse = spec.layout.coarse_map(spec.bins)
+            hists = np.stack(
+                [np.bincount(coarse, weights=row, minlength=spec.bins) for row in merged]
+            ).astype(np.int64)
+        lo = total.lo.cpu().numpy().astype(np.float64)
+        hi = total.hi.cpu().numpy().astype(np.float64)
+        means = np.clip(total.mean.cpu().numpy(), lo, hi)
+        m2s = np.minimum(
+            np.maximum(total.m2.cpu().numpy(), 0.0), total.n * (hi - means) * (means - lo)
+        )
         return cls(
             n=total.n,
-            means=total.mean.cpu().numpy(),
-            m2s=np.maximum(total.m2.cpu().numpy(), 0.0),
+            means=means,
+            m2s=m2s,
             effs=total.eff.cpu().numpy(),
             near=total.near.cpu().numpy(),
             class_sums=total.class_sum.cpu().numpy(),
             hists=hists,
+            lo=lo,
+            hi=hi,
+            class_lo=total.class_lo.cpu().numpy().astype(np.float64),
+            class_hi=total.class_hi.cpu().numpy().astype(np.float64),
         )
 
 
@@ -60,15 +83,17 @@ class _Classes:
 def build_report(
     total: Moments,
     fine: np.ndarray,
+    by_class: np.ndarray,
     taus: list[float],
     probs: list[float],
     labels: np.ndarray | None,
     class_names: Sequence[str] | None,
     superclass_of: Sequence[str] | Mapping[Any, str] | None,
 ) -> EntropyReport:
-    """Turn the accumulated sums and the ``(T, quantile_bins, L)`` histograms into tables.
+    """Turn the accumulated sums and the fine histograms into tables.
 
-    ``labels`` are the ``(N,)`` int64 class indices the sums were taken with, or None.
+    ``fine`` is ``(T, fine_bins, L)``, ``by_class`` ``(T, fine_bins, C)``; ``labels`` are the
+    ``(N,)`` int64 class indices the sums were taken with, or None.
 
     Raises
     ------
@@ -81,21 +106,23 @@ def build_report(
     )
     classes = _classes(class_counts, class_names, superclass_of)
     sums = _Totals.of(total, fine)
+    edges = spec.layout.edges()
     per_simplex, histogram, per_class, per_superclass, summary = [], [], [], [], []
     for t, tau in enumerate(taus):
-        per_simplex.append(_per_simplex(spec, sums, t, tau, fine[t], probs))
+        per_simplex.append(_per_simplex(spec, sums, t, tau, fine[t], probs, edges))
         histogram.append(_histogram(spec, tau, sums.hists[t]))
         summary.append(_summary_row(spec, sums, t, tau))
         if classes.present.size:
-            class_sums = sums.class_sums[t, classes.present]
-            per_class.append(_per_class(spec, tau, classes, class_sums))
+            groups = _ClassGroup.of_classes(spec, sums, t, classes, by_class[t])
+            per_class.append(groups.table(tau, "class", classes.keys, probs, edges))
             if classes.supers is not None:
-                per_superclass.append(_per_superclass(spec, tau, classes, class_sums))
+                supers = groups.merged(classes.supers)
+                per_superclass.append(supers.table(tau, "superclass", supers.keys, probs, edges))
     return EntropyReport(
         per_simplex=pd.concat(per_simplex, ignore_index=True),
         histogram=pd.concat(histogram, ignore_index=True),
-        per_class=_concat(per_class, "class"),
-        per_superclass=_concat(per_superclass, "superclass"),
+        per_class=_concat(per_class, "class", probs),
+        per_superclass=_concat(per_superclass, "superclass", probs),
         summary=pd.DataFrame(summary),
         meta=_meta(spec, sums.n, taus, probs),
     )
@@ -143,12 +170,34 @@ def _superclass_table(
     return out
 
 
+def _quantile_columns(
+    counts: np.ndarray,
+    n: np.ndarray,
+    probs: list[float],
+    edges: np.ndarray,
+    mean: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """``q..`` columns from ``(R, fine_bins)`` counts, consistent with mean, min and max."""
+    estimates = fine_quantiles(counts, n, probs, edges)
+    qs = consistent_quantiles(estimates, n, probs, mean, low, high)
+    return {quantile_name(p): qs[:, j] for j, p in enumerate(probs)}
+
+
 def _per_simplex(
-    spec: Spec, sums: _Totals, t: int, tau: float, fine: np.ndarray, probs: list[float]
+    spec: Spec,
+    sums: _Totals,
+    t: int,
+    tau: float,
+    fine: np.ndarray,
+    probs: list[float],
+    edges: np.ndarray,
 ) -> pd.DataFrame:
-    """The per-simplex rows of tau number ``t``; ``fine`` is its ``(quantile_bins, L)`` counts."""
+    """The per-simplex rows of tau number ``t``; ``fine`` is its ``(fine_bins, L)`` counts."""
     log_v, simplices, n = spec.log_v, spec.num_simplices, sums.n
     mean, std = sums.means[t], np.sqrt(sums.m2s[t] / n)
+    low, high = sums.lo[t], sums.hi[t]
     frame = pd.DataFrame(
         {
             "tau": np.full(simplices, tau),
@@ -157,13 +206,85 @@ def _per_simplex(
             "std": std,
             "mean_norm": mean / log_v,
             "std_norm": std / log_v,
+            "min": low,
+            "max": high,
         }
     )
-    qs = fine_quantiles(np.ascontiguousarray(fine.T), n, probs, log_v / spec.quantile_bins)
-    for j, p in enumerate(probs):
-        frame[quantile_name(p)] = qs[:, j]
+    counts = np.ascontiguousarray(fine.T)
+    n_rows = np.full(simplices, n, dtype=np.int64)
+    for name, column in _quantile_columns(counts, n_rows, probs, edges, mean, low, high).items():
+        frame[name] = column
     frame["eff_vertices"] = sums.effs[t] / n
     return frame
+
+
+@dataclass(frozen=True)
+class _ClassGroup:
+    """Per-class (or per-superclass) statistics over (sample, simplex) pairs at one tau."""
+
+    keys: list[Any]
+    samples: np.ndarray
+    pairs: np.ndarray
+    sums: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of_classes(
+        cls, spec: Spec, sums: _Totals, t: int, classes: _Classes, by_class: np.ndarray
+    ) -> _ClassGroup:
+        """The present classes; ``by_class`` is the tau's ``(fine_bins, C)`` counts."""
+        present = classes.present
+        return cls(
+            keys=list(classes.keys),
+            samples=classes.counts,
+            pairs=classes.counts * spec.num_simplices,
+            sums=sums.class_sums[t, present],
+            low=sums.class_lo[t, present],
+            high=sums.class_hi[t, present],
+            counts=np.ascontiguousarray(by_class[:, present].T),
+        )
+
+    def merged(self, groups: list[str]) -> _ClassGroup:
+        """The classes merged by ``groups`` (one name per class), in sorted order."""
+        names = sorted(set(groups))
+        index = np.array([names.index(g) for g in groups])
+        k = len(names)
+
+        def add(values: np.ndarray) -> np.ndarray:
+            out = np.zeros((k, *values.shape[1:]), dtype=values.dtype)
+            np.add.at(out, index, values)
+            return out
+
+        low, high = np.full(k, np.inf), np.full(k, -np.inf)
+        np.minimum.at(low, index, self.low)
+        np.maximum.at(high, index, self.high)
+        return _ClassGroup(
+            names, add(self.samples), add(self.pairs), add(self.sums), low, high, add(self.counts)
+        )
+
+    def table(
+        self, tau: float, key: str, keys: list[Any], probs: list[float], edges: np.ndarray
+    ) -> pd.DataFrame:
+        """``tau, <key>, mean, min, max, q.., n_samples``."""
+        mean = np.clip(self.sums / self.pairs, self.low, self.high)
+        frame = pd.DataFrame(
+            {
+                "tau": np.full(len(keys), tau),
+                key: keys,
+                "mean": mean,
+                "min": self.low,
+                "max": self.high,
+            }
+        )
+        columns = _quantile_columns(
+            self.counts, self.pairs, probs, edges, mean, self.low, self.high
+        )
+        for name, column in columns.items():
+            frame[name] = column
+        frame["n_samples"] = self.samples.astype(np.int64)
+        return frame
 
 
 def _histogram(spec: Spec, tau: float, counts: np.ndarray) -> pd.DataFrame:
@@ -184,15 +305,19 @@ def _summary_row(spec: Spec, sums: _Totals, t: int, tau: float) -> dict[str, Any
     n, log_v = sums.n, spec.log_v
     pairs = n * spec.num_simplices
     mean = sums.means[t]
-    grand = float(mean.mean())
+    low, high = float(sums.lo[t].min()), float(sums.hi[t].max())
+    grand = min(max(float(mean.mean()), low), high)
     # M2 over all pairs = within-simplex M2 + the spread of the simplex means.
     m2_total = float(sums.m2s[t].sum()) + n * float(((mean - grand) ** 2).sum())
+    m2_total = min(m2_total, pairs * (high - grand) * (grand - low))
     near = sums.near
     return {
         "tau": tau,
         "mean": grand,
-        "std": math.sqrt(m2_total / pairs),
+        "std": math.sqrt(max(m2_total, 0.0) / pairs),
         "mean_norm": grand / log_v,
+        "min": low,
+        "max": high,
         "frac_one_hot": float(near[0, t]) / pairs,
         "frac_two_hot": float(near[1, t]) / pairs,
         "frac_uniform": float(near[2, t]) / pairs,
@@ -201,38 +326,6 @@ def _summary_row(spec: Spec, sums: _Totals, t: int, tau: float) -> dict[str, Any
         "L": spec.num_simplices,
         "V": spec.vocab,
     }
-
-
-def _per_class(spec: Spec, tau: float, classes: _Classes, sums: np.ndarray) -> pd.DataFrame:
-    """Mean entropy per present class; ``sums`` are its entropy sums over samples and simplices."""
-    counts = classes.counts
-    return pd.DataFrame(
-        {
-            "tau": np.full(classes.present.size, tau),
-            "class": classes.keys,
-            "mean": sums / (counts * spec.num_simplices),
-            "n_samples": counts,
-        }
-    )
-
-
-def _per_superclass(spec: Spec, tau: float, classes: _Classes, sums: np.ndarray) -> pd.DataFrame:
-    """Mean entropy per superclass, from the per-class entropy sums ``sums``."""
-    grouped = (
-        pd.DataFrame({"superclass": classes.supers, "sum": sums, "n_samples": classes.counts})
-        .groupby("superclass", sort=True)
-        .sum()
-        .reset_index()
-    )
-    sizes = grouped["n_samples"].to_numpy().astype(np.int64)
-    return pd.DataFrame(
-        {
-            "tau": np.full(len(grouped), tau),
-            "superclass": grouped["superclass"].to_numpy(),
-            "mean": grouped["sum"].to_numpy() / (sizes * spec.num_simplices),
-            "n_samples": sizes,
-        }
-    )
 
 
 def _meta(spec: Spec, n: int, taus: list[float], probs: list[float]) -> dict[str, Any]:
@@ -244,12 +337,16 @@ def _meta(spec: Spec, n: int, taus: list[float], probs: list[float]) -> dict[str
         "bins": spec.bins,
         "quantile_bins": spec.quantile_bins,
         "quantiles": probs,
+        # A quantile is within a bin of the exact one: at most this many nats, and at most
+        # 1/16 of its value above ``quantile_floor``.
         "quantile_resolution": spec.log_v / spec.quantile_bins,
+        "quantile_relative_resolution": 1.0 / SUB_BINS,
+        "quantile_floor": floor_nats(spec.log_v, spec.quantile_bins),
         "eps": spec.eps,
     }
 
 
-def _concat(frames: list[pd.DataFrame], key: str) -> pd.DataFrame:
+def _concat(frames: list[pd.DataFrame], key: str, probs: list[float]) -> pd.DataFrame:
     """Concatenate per-tau tables; an empty table still has its columns and dtypes."""
     if frames:
         return pd.concat(frames, ignore_index=True)
@@ -257,6 +354,9 @@ def _concat(frames: list[pd.DataFrame], key: str) -> pd.DataFrame:
         "tau": pd.Series(dtype="float64"),
         key: pd.Series(dtype=object),
         "mean": pd.Series(dtype="float64"),
+        "min": pd.Series(dtype="float64"),
+        "max": pd.Series(dtype="float64"),
+        **{quantile_name(p): pd.Series(dtype="float64") for p in probs},
         "n_samples": pd.Series(dtype="int64"),
     }
     return pd.DataFrame(empty)

@@ -11,6 +11,7 @@ from semprobe.analysis import RelevanceSettings
 from semprobe.configfile import read_table_file
 from semprobe.errors import SemprobeError
 from semprobe.extraction import ExtractionOptions
+from semprobe.studies.protocols import PROTOCOLS, protocol_sections
 from semprobe.studies.study import ANALYSES, Study, Trainer
 from semprobe.studies.sweeps import DEFAULT_TAUS, ProbeSettings
 
@@ -24,6 +25,7 @@ _TOP_KEYS = {
     "relevance",
     "extraction",
     "pretrain",
+    *PROTOCOLS,  # [knn], [linear_grid], [robustness], [transfer]
 }
 _EXTRACTION_KEYS = {
     "cache_dir",
@@ -35,6 +37,10 @@ _EXTRACTION_KEYS = {
     "download",
     "trust_checkpoint",
     "progress",
+    "image_size",
+    "resize",
+    "normalize",
+    "skip_unreadable",
 }
 
 
@@ -68,10 +74,13 @@ def _sections(data: Mapping[str, Any], file: Path, resolve: Any) -> dict[str, An
     )
     if isinstance(relevance.get("superclasses"), list):
         relevance["superclasses"] = ",".join(map(str, relevance["superclasses"]))
+    if relevance.get("synsets") is not None:  # a class,synset file, relative to the study file
+        relevance["synsets"] = str(resolve(str(relevance["synsets"])))
     return {
         "options": ExtractionOptions(**extraction),
         "probe": ProbeSettings(**probe),
         "relevance": RelevanceSettings(**relevance),
+        "protocols": protocol_sections(data, file, resolve),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,11 @@ from semprobe.analysis import (
     superclass_table,
 )
 from semprobe.atomic import write_json
-from semprobe.checkpoint import LoadedModel
+from semprobe.checkpoint import LoadedModel, check_checkpoint_file
 from semprobe.entropy import EntropyReport
 from semprobe.errors import SemprobeError
 from semprobe.extraction import ExtractionOptions, features, load, open_split
-from semprobe.plots import write_figure
+from semprobe.plots import STATIC_FORMATS, write_figures
 from semprobe.rundir import (
     building_run,
     link_or_copy,
@@ -40,11 +41,23 @@ from semprobe.rundir import (
     write_dataset_files,
     write_run_metadata,
 )
+from semprobe.studies.protocols import (
+    PROTOCOLS,
+    ProtocolOutputs,
+    ProtocolSettings,
+    check_protocols,
+    prepare_protocols,
+    protocol_parameters,
+    protocol_tidy,
+    run_model_protocols,
+    write_protocol_tables,
+)
 from semprobe.studies.sweeps import DEFAULT_TAUS, ProbeSettings, entropy_for, tau_sweep
 from semprobe.studies.tables import study_figures, tidy_table
 from semprobe.validation import check_taus
 
 ANALYSES = ("entropy", "tau_sweep", "relevance")
+log = logging.getLogger("semprobe")
 
 
 class Trainer(Protocol):
@@ -72,6 +85,7 @@ class _Outputs:
     entropies: dict[str, EntropyReport] = field(default_factory=dict)
     relevance: list[ModelResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    protocols: ProtocolOutputs = field(default_factory=ProtocolOutputs)
 
 
 @dataclass
@@ -98,6 +112,7 @@ class StudyResult:
     out: Path | None = None
     relevance_models: list[ModelResult] = field(default_factory=list)
     relevance_by_superclasses: pd.DataFrame = field(default_factory=pd.DataFrame)
+    protocols: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,7 +128,8 @@ class Study:
     taus:
         Temperatures for the entropy and tau-sweep analyses.
     analyses:
-        Any of ``entropy``, ``tau_sweep``, ``relevance``.
+        Any of ``entropy``, ``tau_sweep``, ``relevance``, and the evaluation protocols ``knn``,
+        ``linear_grid``, ``robustness``, ``transfer`` (:mod:`semprobe.studies.protocols`).
     options:
         Extraction options (cache, device, batch size); ``dataset`` above overrides theirs.
     probe:
@@ -125,6 +141,8 @@ class Study:
         checkpoint's path before the analyses when it does not exist yet.
     trainer:
         What trains them (required when ``pretrain`` is not empty).
+    protocols:
+        Settings of the evaluation protocols.
 
     Examples
     --------
@@ -142,14 +160,17 @@ class Study:
     relevance: RelevanceSettings = field(default_factory=RelevanceSettings)
     pretrain: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     trainer: Trainer | None = None
+    protocols: ProtocolSettings = field(default_factory=ProtocolSettings)
 
     def __post_init__(self) -> None:
         self.taus = check_taus(self.taus)
-        unknown = [a for a in self.analyses if a not in ANALYSES]
+        known = (*ANALYSES, *PROTOCOLS)
+        unknown = [a for a in self.analyses if a not in known]
         if unknown or not self.analyses:
             raise SemprobeError(
-                f"unknown analyses {unknown or self.analyses!r}; choose from {', '.join(ANALYSES)}"
+                f"unknown analyses {unknown or self.analyses!r}; choose from {', '.join(known)}"
             )
+        check_protocols(self.analyses, self.protocols)
         if not self.checkpoints:
             raise SemprobeError("a study needs at least one checkpoint")
         if self.pretrain and self.trainer is None:
@@ -194,14 +215,22 @@ class Study:
         CSV must not be found only after the models have trained."""
         if "relevance" in self.analyses:
             return resolve_groupings(
-                self.relevance.superclass_sources, class_names, own, self.dataset
+                self.relevance.superclass_sources,
+                class_names,
+                own,
+                self.dataset,
+                self.relevance.synsets,
             )
         if own is None:
             return []
         # Entropy by superclass needs only the primary grouping, and does without one.
         with contextlib.suppress(SemprobeError):
             return resolve_groupings(
-                self.relevance.superclass_sources[:1], class_names, own, self.dataset
+                self.relevance.superclass_sources[:1],
+                class_names,
+                own,
+                self.dataset,
+                self.relevance.synsets,
             )
         return []
 
@@ -224,7 +253,12 @@ class Study:
             link_or_copy(test.directory / "logits.npy", folder / "logits.npy")
         write_json(
             folder / "model.json",
-            {"model": name, "checkpoint": str(checkpoint), "spec": item.spec.to_dict()},
+            {
+                "model": name,
+                "checkpoint": str(checkpoint),
+                "spec": item.spec.to_dict(),
+                "transform": test.transform,
+            },
         )
         if "entropy" in self.analyses:
             if test.logits is None:
@@ -242,10 +276,18 @@ class Study:
             outputs.relevance += analyse_with_reference(
                 name, item, self.options, self.relevance, work, groupings, taken
             )
+        run_model_protocols(
+            self.analyses, self.protocols, outputs.protocols, name, item, self.options, train, test
+        )
 
     def _run(self, out: Path) -> StudyResult:
+        # Cheap checks first: a mistyped checkpoint path must not surface as a failed download.
+        for name, path in self.checkpoints.items():
+            if name not in self.pretrain:
+                check_checkpoint_file(path)
         test_split = open_split(self.options, "test")
         groupings = self._groupings(test_split.class_names, test_split.superclass_of)
+        prepared = prepare_protocols(self.analyses, self.protocols, self.options)
         paths = self._train_missing()
         loaded = {name: load(path, self.options) for name, path in paths.items()}
         if list(self.analyses) == ["entropy"] and not any(m.spec.has_sem for m in loaded.values()):
@@ -253,7 +295,7 @@ class Study:
                 "none of these checkpoints has a SEM embedder, so there are no simplices to "
                 "measure; use `semprobe tau-sweep` for their backbone features"
             )
-        outputs = _Outputs()
+        outputs = _Outputs(protocols=prepared)
         with building_run(out) as work:
             superclass_of = (
                 dict(zip(test_split.class_names, groupings[0].labels, strict=True))
@@ -288,11 +330,16 @@ class Study:
         )
         relevance_table = comparison_table(rel) if rel else pd.DataFrame()
         by_superclasses = superclass_table(rel) if rel else pd.DataFrame()
+        protocol_tables = write_protocol_tables(work, outputs.protocols)
         table = tidy_table(sweep_all, outputs.entropies, relevance_table)
+        if protocol_tables:
+            table = pd.concat([table, protocol_tidy(protocol_tables)], ignore_index=True)
         table.to_csv(work / "study.csv", index=False)
         figures = study_figures(sweep_all, outputs.entropies, rel, loaded)
-        for fig_name, fig in figures.items():
-            write_figure(fig, work / f"{fig_name}.html", png=False)
+        # HTML, PNG and SVG; where PNG and SVG cannot be made, one line says why.
+        figures_note = write_figures(figures, work)
+        if figures_note:
+            log.warning("note: %s", figures_note)
         if len(relevance_table):
             relevance_table.to_csv(work / "comparison.csv", index=False)
             by_superclasses.to_csv(work / "relevance_by_superclasses.csv", index=False)
@@ -308,6 +355,8 @@ class Study:
                 "probe": dataclasses.asdict(self.probe),
                 "relevance": dataclasses.asdict(self.relevance),
                 "notes": outputs.notes,
+                "static_figures": figures_note or ", ".join(STATIC_FORMATS),
+                "protocols": protocol_parameters(self.analyses, self.protocols),
             },
         )
         return StudyResult(
@@ -319,6 +368,7 @@ class Study:
             None,
             rel,
             by_superclasses,
+            protocol_tables,
         )
 
 

@@ -18,7 +18,7 @@ from semprobe.wordnet.sources import (
     parse_superclass_source,
     superclasses_from_source,
 )
-from semprobe.wordnet.synsets import class_synsets, curated_synsets
+from semprobe.wordnet.synsets import class_synsets, curated_synsets, read_synset_overrides
 from semprobe.wordnet.tables import CIFAR10_CLASSES, cifar100_coarse, read_superclass_csv
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "grouping_report",
     "parse_superclass_source",
     "read_superclass_csv",
+    "read_synset_overrides",
     "setup_wordnet",
     "superclasses_from_source",
     "wordnet_available",
