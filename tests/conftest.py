@@ -18,7 +18,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--demo-seeds",
         action="store_true",
-        help="also run the demo's full configuration over three seeds (about 13 minutes on 2 cores)",
+        help="also run the demo over three seeds (about 13 minutes on 2 cores)",
     )
 
 

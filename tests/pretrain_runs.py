@@ -51,6 +51,21 @@ METHOD_TINY: dict[str, dict[str, Any]] = {
     "dino": {"num_prototypes": 64, "warmup_teacher_epochs": 3, "freeze_prototypes_epochs": 1},
 }
 
+# The section of a study's two-step BYOL model (staleness tests: they train it once).
+TINY_PRETRAIN: dict[str, Any] = {
+    "method": "byol",
+    "backbone": "small_cnn",
+    "num_simplices": 8,
+    "vocab": 4,
+    "proj_hidden_dim": 16,
+    "pred_hidden_dim": 16,
+    "batch_size": 32,
+    "epochs": 1,
+    "max_steps": 2,
+    "workers": 0,
+    "progress": False,
+}
+
 
 def tiny(method: str, sem: bool = True, **changes: Any) -> dict[str, Any]:
     """The options of a toy run of ``method`` (add ``out``, ``dataset``, ``epochs``)."""

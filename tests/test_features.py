@@ -20,6 +20,7 @@ from semprobe.errors import CacheError
 from semprobe.features import extract_features, open_cache
 from semprobe.model import SEMModel
 from semprobe.sem import sem_softmax
+from tests.swap_kills import SWAP_KILL_PRELUDE
 
 DATASET = "synthetic:train=2,test=1"
 
@@ -186,44 +187,16 @@ def test_large_sem_outputs_are_written_once_to_the_cache(
 # A child process that rebuilds a cache directory with atomic_directory and kills itself with
 # SIGKILL at one chosen step of the swap: before building, after building, right after the
 # exchange, or (without an exchange) between the two renames.
-_KILL_CHILD = r"""
-import os, signal, sys
-from pathlib import Path
-from semprobe import atomic
-
-final, step, exchange = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-real_rename, real_exchange = os.rename, atomic._exchange
-renames = []
-def rename(a, b):
-    renames.append((a, b))
-    real_rename(a, b)
-    if step == "between-renames" and len(renames) == 1:
-        die()
-os.rename = rename
-def exchange_then_maybe_die(a, b):
-    if not exchange:
-        return False
-    done = real_exchange(a, b)
-    if step == "after-exchange":
-        die()
-    return done
-atomic._exchange = exchange_then_maybe_die
-real_fsync_tree = atomic._fsync_tree
-def fsync_then_maybe_die(root):
-    real_fsync_tree(root)
-    if step == "built":
-        die()
-atomic._fsync_tree = fsync_then_maybe_die
+_KILL_CHILD = (
+    SWAP_KILL_PRELUDE
+    + r"""
 
 with atomic.atomic_directory(final, tag="tmp") as work:
     (work / "manifest.json").write_text('{"complete": true, "version": "new"}')
     if step == "building":
         die()
 """
+)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from semprobe.checkpoint import load_model
 from semprobe.errors import SemprobeError
 from tests.conftest import REPO, save_tiny
 from tests.pretrain_runs import METHOD_TINY, TINY
+from tests.swap_kills import SWAP_KILL_PRELUDE
 
 DATASET = "synthetic:train=3,test=2"
 TINY_PRETRAIN: dict[str, Any] = {
@@ -130,38 +131,10 @@ def test_killed_relevance_runs_leave_nothing_valid_and_rerun_identically(tmp_pat
 # one chosen step of the swap (as tests/test_features.py does for a feature cache): while
 # building, after building, right after the exchange, or (without an exchange) between the two
 # renames.
-_RUN_SWAP_CHILD = r"""
-import os, signal, sys
-from pathlib import Path
-from semprobe import atomic
+_RUN_SWAP_CHILD = (
+    SWAP_KILL_PRELUDE
+    + r"""
 from semprobe.rundir import building_run, write_run_metadata
-
-final, step, exchange = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-real_rename, real_exchange, real_fsync_tree = os.rename, atomic._exchange, atomic._fsync_tree
-renames = []
-def rename(a, b):
-    renames.append((a, b))
-    real_rename(a, b)
-    if step == "between-renames" and len(renames) == 1:
-        die()
-os.rename = rename
-def exchange_then_maybe_die(a, b):
-    if not exchange:
-        return False
-    done = real_exchange(a, b)
-    if step == "after-exchange":
-        die()
-    return done
-atomic._exchange = exchange_then_maybe_die
-def fsync_then_maybe_die(root):
-    real_fsync_tree(root)
-    if step == "built":
-        die()
-atomic._fsync_tree = fsync_then_maybe_die
 
 with building_run(final) as work:
     (work / "classes.json").write_text('{"class_names": ["a", "b"], "superclass_of": null}')
@@ -169,6 +142,7 @@ with building_run(final) as work:
     if step == "building":
         die()
 """
+)
 
 
 def _enter_and_fail(final: Path) -> None:

@@ -23,6 +23,7 @@ from semprobe.studies import (
 )
 from semprobe.validation import check_taus
 from tests.conftest import save_tiny
+from tests.pretrain_runs import TINY_PRETRAIN
 
 DATASET = "synthetic:train=3,test=2"
 
@@ -215,21 +216,6 @@ def test_tau_sweep_command_falls_back_to_backbone_for_a_baseline(
     assert _command_on_baseline("tau-sweep", checkpoints["base"], tmp_path, "--epochs", "5") == 0
     sweep = pd.read_csv(tmp_path / "run" / "base" / "tau_sweep.csv")
     assert list(sweep["representation"]) == ["backbone"]
-
-
-TINY_PRETRAIN = {
-    "method": "byol",
-    "backbone": "small_cnn",
-    "num_simplices": 8,
-    "vocab": 4,
-    "proj_hidden_dim": 16,
-    "pred_hidden_dim": 16,
-    "batch_size": 32,
-    "epochs": 1,
-    "max_steps": 2,
-    "workers": 0,
-    "progress": False,
-}
 
 
 def test_a_study_refuses_a_checkpoint_trained_with_other_options(tmp_path: Path) -> None:

@@ -14,20 +14,7 @@ from semprobe.errors import SemprobeError
 from semprobe.extraction import ExtractionOptions
 from semprobe.pretrain.study_trainer import StudyTrainer, same_training_data
 from semprobe.studies import Study, load_study
-
-TINY_PRETRAIN = {
-    "method": "byol",
-    "backbone": "small_cnn",
-    "num_simplices": 8,
-    "vocab": 4,
-    "proj_hidden_dim": 16,
-    "pred_hidden_dim": 16,
-    "batch_size": 32,
-    "epochs": 1,
-    "max_steps": 2,
-    "workers": 0,
-    "progress": False,
-}
+from tests.pretrain_runs import TINY_PRETRAIN
 
 
 def test_a_checkpoint_pretrained_on_other_data_is_stale(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ of :mod:`semprobe.protocols.evaluate` and prints the paper-layout table.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from semprobe.protocols import ProtocolRun
@@ -67,6 +67,18 @@ def linear_grid(args: argparse.Namespace) -> int:
     return _finish(run_linear_grid(args.checkpoints, options, settings, args.out))
 
 
+def _probe_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The probe options robustness and transfer share."""
+    return {
+        "representation": args.representation,
+        "tau": args.tau,
+        "strengths": _strengths(args),
+        "validation_fraction": args.validation_fraction,
+        "epochs": args.epochs,
+        "seed": args.seed,
+    }
+
+
 def robustness(args: argparse.Namespace) -> int:
     """``semprobe robustness``."""
     from semprobe.cli.options import extraction_options
@@ -77,12 +89,7 @@ def robustness(args: argparse.Namespace) -> int:
         subsets=_pairs(args.subsets, "--subset"),
         label_fractions=tuple(args.label_fractions),
         label_files=_pairs(args.label_files, "--label-file"),
-        representation=args.representation,
-        tau=args.tau,
-        strengths=_strengths(args),
-        validation_fraction=args.validation_fraction,
-        epochs=args.epochs,
-        seed=args.seed,
+        **_probe_fields(args),
     )
     options = extraction_options(args)
     return _finish(run_robustness(args.checkpoints, options, settings, args.out))
@@ -95,12 +102,7 @@ def transfer(args: argparse.Namespace) -> int:
 
     settings = TransferSettings(
         datasets=tuple(args.datasets),
-        representation=args.representation,
-        tau=args.tau,
-        strengths=_strengths(args),
-        validation_fraction=args.validation_fraction,
-        epochs=args.epochs,
-        seed=args.seed,
+        **_probe_fields(args),
     )
     options = extraction_options(args)
     return _finish(run_transfer(args.checkpoints, options, settings, args.out))

@@ -42,13 +42,12 @@ from semprobe.protocols.rows import (
 from semprobe.protocols.strengths import (
     DEFAULT_STRENGTHS,
     Strength,
-    check_fraction,
-    check_strengths,
+    check_fit_fields,
     fit,
     holdout,
     rows_of,
 )
-from semprobe.validation import check_int, check_taus
+from semprobe.validation import check_taus
 
 #: The authors' CIFAR taus (``bash_files/linear/cifar/sdbyol.sh``), for training and evaluation.
 AUTHORS_TAUS = (1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)
@@ -87,10 +86,7 @@ class LinearGridSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "train_taus", tuple(check_taus(self.train_taus)))
         object.__setattr__(self, "eval_taus", tuple(check_taus(self.eval_taus)))
-        object.__setattr__(self, "strengths", check_strengths(self.strengths))
-        check_fraction("validation fraction", self.validation_fraction, upper_open=True)
-        check_int("epochs", self.epochs)
-        check_int("seed", self.seed, minimum=0)
+        check_fit_fields(self)
 
 
 @dataclass

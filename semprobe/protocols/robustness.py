@@ -39,10 +39,10 @@ from semprobe.protocols.rows import FeatureRows, accuracies, label_columns, line
 from semprobe.protocols.strengths import (
     SWEEP_STRENGTH,
     Strength,
+    check_fit_fields,
     check_fraction,
-    check_strengths,
 )
-from semprobe.validation import check_int, check_tau
+from semprobe.validation import check_tau
 
 IMAGENET_C = "imagenet-c"
 PROBE_REPRESENTATIONS = ("auto", "sem", "backbone", "logits")
@@ -120,20 +120,21 @@ class RobustnessSettings:
         object.__setattr__(self, "label_files", files)
         if not self.label_fractions and not files:
             raise SemprobeError("give at least one label fraction or label file")
-        if self.representation not in PROBE_REPRESENTATIONS:
-            raise SemprobeError(
-                f"unknown representation {self.representation!r}; choose one of "
-                f"{', '.join(PROBE_REPRESENTATIONS)}"
-            )
-        if self.tau is not None:
-            object.__setattr__(self, "tau", check_tau(self.tau))
-        object.__setattr__(self, "strengths", check_strengths(self.strengths))
-        check_fraction("validation fraction", self.validation_fraction, upper_open=True)
-        check_int("epochs", self.epochs)
-        check_int("seed", self.seed, minimum=0)
+        object.__setattr__(self, "tau", check_representation(self.representation, self.tau))
+        check_fit_fields(self)
 
     def subset(self, name: str) -> tuple[str, ...] | None:
         return dict(self.subsets).get(name)
+
+
+def check_representation(representation: str, tau: float | None) -> float | None:
+    """The probe's input: one of :data:`PROBE_REPRESENTATIONS`, and a valid tau or ``None``."""
+    if representation not in PROBE_REPRESENTATIONS:
+        raise SemprobeError(
+            f"unknown representation {representation!r}; choose one of "
+            f"{', '.join(PROBE_REPRESENTATIONS)}"
+        )
+    return None if tau is None else check_tau(tau)
 
 
 def _class_list(value: Any) -> tuple[str, ...]:

@@ -101,6 +101,18 @@ def check_fraction(name: str, value: Any, upper_open: bool = False) -> float:
     return float(value)
 
 
+def check_fit_fields(settings: Any) -> None:
+    """Check, in place on a frozen settings dataclass, the fields every protocol's fit shares.
+
+    ``strengths`` is normalised to a tuple of :class:`Strength`; ``validation_fraction``,
+    ``epochs`` and ``seed`` are checked.
+    """
+    object.__setattr__(settings, "strengths", check_strengths(settings.strengths))
+    check_fraction("validation fraction", settings.validation_fraction, upper_open=True)
+    check_int("epochs", settings.epochs)
+    check_int("seed", settings.seed, minimum=0)
+
+
 def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted ``(train_rows, val_rows)``: ``ceil(n * fraction)`` rows held out, stratified by class
     where every class has two rows, else a seeded permutation.

@@ -20,16 +20,14 @@ import pandas as pd
 from semprobe.analysis import probe_inputs
 from semprobe.errors import SemprobeError
 from semprobe.features import FeatureSet
-from semprobe.protocols.robustness import PROBE_REPRESENTATIONS
+from semprobe.protocols.robustness import check_representation
 from semprobe.protocols.rows import accuracies, label_columns, probe_scores
 from semprobe.protocols.strengths import (
     SWEEP_STRENGTH,
     Strength,
-    check_fraction,
-    check_strengths,
+    check_fit_fields,
     fit_selected,
 )
-from semprobe.validation import check_int, check_tau
 
 #: Datasets whose transfer metric is the mean per-class accuracy (Kornblith et al., 2019).
 MEAN_PER_CLASS = frozenset({"pets", "flowers102", "caltech101"})
@@ -66,17 +64,8 @@ class TransferSettings:
         if len(set(datasets)) != len(datasets):
             raise SemprobeError(f"a transfer dataset is given twice in {list(datasets)}")
         object.__setattr__(self, "datasets", tuple(str(d) for d in datasets))
-        if self.representation not in PROBE_REPRESENTATIONS:
-            raise SemprobeError(
-                f"unknown representation {self.representation!r}; choose one of "
-                f"{', '.join(PROBE_REPRESENTATIONS)}"
-            )
-        if self.tau is not None:
-            object.__setattr__(self, "tau", check_tau(self.tau))
-        object.__setattr__(self, "strengths", check_strengths(self.strengths))
-        check_fraction("validation fraction", self.validation_fraction, upper_open=True)
-        check_int("epochs", self.epochs)
-        check_int("seed", self.seed, minimum=0)
+        object.__setattr__(self, "tau", check_representation(self.representation, self.tau))
+        check_fit_fields(self)
 
 
 def column_names(datasets: Sequence[str]) -> dict[str, str]:
