@@ -265,10 +265,21 @@ def write_figures(
                 width=width,
                 height=height,
             )
+            # On a loaded machine kaleido can time out on an image and leave no file: each
+            # missing one is drawn again once, alone, before the export is given up.
+            for (fig, path, fmt), tmp in zip(jobs, tmps, strict=True):
+                if not _written(tmp):
+                    pio.write_image(fig, tmp, format=fmt, width=width, height=height)
+                if not _written(tmp):
+                    raise RuntimeError(f"kaleido wrote no {fmt.upper()} for {path.name}")
     except Exception as exc:  # a browser that does not start: the HTML figures are there
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         return f"static figures (PNG, SVG) not written: {reason}; the HTML figures are"
     return None
+
+
+def _written(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
 
 
 def write_figure(fig: go.Figure, path: str | Path, png: bool = True) -> str:
