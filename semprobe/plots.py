@@ -41,12 +41,33 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def interval_bars(name: str, intervals: pd.DataFrame) -> go.Scatter:
+    """Bootstrap intervals (``k, estimate, low, high`` rows) as asymmetric error bars."""
+    rows = intervals.sort_values("k")
+    return go.Scatter(
+        x=rows["k"],
+        y=rows["estimate"],
+        mode="markers",
+        marker={"size": 4, "color": "rgba(0,0,0,0.5)"},
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": (rows["high"] - rows["estimate"]).tolist(),
+            "arrayminus": (rows["estimate"] - rows["low"]).tolist(),
+        },
+        name=f"{name}: bootstrap interval",
+    )
+
+
 def relevance_curve_figure(
-    curves: dict[str, pd.DataFrame], superclasses: str | None = None
+    curves: dict[str, pd.DataFrame],
+    superclasses: str | None = None,
+    intervals: dict[str, pd.DataFrame] | None = None,
 ) -> go.Figure:
     """Relevance mean vs K for several models, each with its null band (mean +- 2 std).
 
-    ``superclasses`` names the grouping in the title when it is not the only one.
+    ``superclasses`` names the grouping in the title when it is not the only one;
+    ``intervals`` (model name -> ``k, estimate, low, high``) adds bootstrap error bars.
     """
     fig = go.Figure()
     for i, (name, curve) in enumerate(curves.items()):
@@ -73,6 +94,8 @@ def relevance_curve_figure(
                 line={"color": colour},
             )
         )
+    for name, rows in (intervals or {}).items():
+        fig.add_trace(interval_bars(name, rows))
     fig.update_layout(
         title="Superclass relevance of the feature-category graph W_K"
         + (f" ({superclasses} superclasses)" if superclasses else ""),

@@ -112,6 +112,27 @@ CORPUS: list[tuple[str, Args, str]] = [
         "--permutations",
     ),
     ("relevance-seed-negative", lambda t, c: ["relevance", str(c), "--seed", "-1"], "--seed"),
+    (
+        "relevance-bootstrap-zero",
+        lambda t, c: ["relevance", str(c), "--bootstrap", "0"],
+        "--bootstrap: must be >= 1",
+    ),
+    (
+        "relevance-confidence-one",
+        lambda t, c: ["relevance", str(c), "--dataset", SYNTH, "--confidence", "1", *_out(t)],
+        "confidence must be a number in (0, 1)",
+    ),
+    ("knn-bootstrap-zero", lambda t, c: ["knn", str(c), "--bootstrap", "0"], "--bootstrap"),
+    (
+        "knn-confidence-zero",
+        lambda t, c: ["knn", str(c), "--dataset", SYNTH, "--confidence", "0", *_out(t)],
+        "confidence must be a number in (0, 1)",
+    ),
+    (
+        "relevance-confidence-negative",
+        lambda t, c: ["relevance", str(c), "--confidence", "-0.5"],
+        "--confidence",
+    ),
     ("relevance-seed-too-large", lambda t, c: ["relevance", str(c), "--seed", str(2**40)], "2**32"),
     (
         "relevance-tau-nan",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from semprobe.bootstrap import check_confidence, check_resamples
 from semprobe.errors import SemprobeError
 from semprobe.graph import Rule
 from semprobe.validation import check_tau
@@ -20,7 +21,8 @@ class RelevanceSettings:
     separated by commas: the probe and W_K are fitted once and scored against each grouping; the
     first is the primary one (graph tables, concept labels, ``curve.csv``). ``synsets`` is an
     optional ``class,synset`` file that maps classes to WordNet senses by hand, for the
-    ``wordnet`` sources and the concept labels (``--synsets FILE``).
+    ``wordnet`` sources and the concept labels (``--synsets FILE``). ``bootstrap`` (``None``: no
+    intervals) is the number of resamples behind the ``confidence`` percentile intervals.
     """
 
     superclasses: str = "coarse"
@@ -39,6 +41,8 @@ class RelevanceSettings:
     concepts: bool = True
     standardize: bool = True
     synsets: str | None = None
+    bootstrap: int | None = None  # resamples for the intervals (semprobe.analysis.bootstrap)
+    confidence: float = 0.95
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:
@@ -50,6 +54,9 @@ class RelevanceSettings:
             check_tau(self.tau)
         if self.k < 1 or self.k_max < 1:
             raise SemprobeError(f"K must be >= 1, got k={self.k}, k_max={self.k_max}")
+        if self.bootstrap is not None:
+            check_resamples(self.bootstrap)
+        check_confidence(self.confidence)
         if self.reference not in (None, "random-init"):
             raise SemprobeError(f"unknown reference {self.reference!r}; use random-init")
         sources = self.superclass_sources

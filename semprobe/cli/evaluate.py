@@ -44,6 +44,9 @@ def knn(args: argparse.Namespace) -> int:
         representations=tuple(args.representations),
         taus=tuple(args.taus),
         dtype="float64" if args.float64 else "float32",
+        bootstrap=args.bootstrap,
+        confidence=args.confidence,
+        seed=args.seed,
     )
     return _finish(run_knn(args.checkpoints, extraction_options(args), settings, args.out))
 

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 
 from semprobe.cli import evaluate
-from semprobe.cli.values import non_negative_float, positive_int, tau_value
+from semprobe.cli.values import non_negative_float, positive_int, seed_value, tau_value
 
 Subparsers = argparse._SubParsersAction
 AddOptions = Callable[..., None]
@@ -108,6 +108,20 @@ def _knn(sub: Subparsers, data: AddOptions, extraction: AddOptions) -> None:
         action="store_true",
         help="similarities in float64 (SEM outputs at a high tau are nearly uniform)",
     )
+    parser.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="percentile intervals of the accuracies from N resamples of the test images",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=number,
+        default=0.95,
+        help="confidence of the bootstrap intervals, in (0, 1) (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed of the resamples")
     parser.add_argument("--out", default="runs/knn", help="run directory to write")
     data(parser, default="cifar100")
     extraction(parser)

@@ -57,6 +57,8 @@ def relevance_settings(args: argparse.Namespace) -> RelevanceSettings:
         reference=args.reference,
         concepts=not args.no_concepts,
         synsets=getattr(args, "synsets", None),
+        bootstrap=getattr(args, "bootstrap", None),
+        confidence=getattr(args, "confidence", 0.95),
     )
 
 

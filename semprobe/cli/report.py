@@ -34,6 +34,7 @@ def print_relevance_report(
 
     With several superclass sources, ``by_superclasses`` (one row per model and source) follows.
     """
+    from semprobe.cli.intervals import print_bootstrap_report
     from semprobe.concepts import simplex_concepts
 
     print_table(table, index=False)
@@ -54,6 +55,7 @@ def print_relevance_report(
         print(f"\nmost coherent simplices of {result.name}:")
         for row in simplex_concepts(concepts).head(5).itertuples():
             print(f"  simplex {row.simplex}: {row.labels}")
+    print_bootstrap_report(results, print_table)
     print(f"\nrun directory: {out}")
 
 

@@ -86,6 +86,12 @@ class SparseLogisticProbe(ClassifierMixin, BaseEstimator):
         restored afterwards). ``None`` keeps torch's setting, except that problems too small to
         gain from threads run on one. On a shared machine whose cores are all busy, one thread
         can be faster than several.
+    warm_start:
+        Start a fixed-``l1`` fit from the ``coef_`` and ``intercept_`` already set (by an earlier
+        fit, or by hand) when they have this fit's classes and feature count, as scikit-learn's
+        ``warm_start``; otherwise, and with ``l1="auto"``, start from the all-zero model. The
+        solution is the same up to the solver's ``tol``; a refit on a resample of the data then
+        takes a few passes instead of tens.
 
     Attributes
     ----------
@@ -140,6 +146,7 @@ class SparseLogisticProbe(ClassifierMixin, BaseEstimator):
         l1_grid: Sequence[float] | None = None,
         validation_fraction: float = 0.2,
         n_threads: int | None = None,
+        warm_start: bool = False,
     ) -> None:
         self.l1 = l1
         self.l2 = l2
@@ -154,6 +161,7 @@ class SparseLogisticProbe(ClassifierMixin, BaseEstimator):
         self.l1_grid = l1_grid
         self.validation_fraction = validation_fraction
         self.n_threads = n_threads
+        self.warm_start = warm_start
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -192,12 +200,13 @@ class SparseLogisticProbe(ClassifierMixin, BaseEstimator):
         params = fit_params(self)
         X = as_2d(X)
         n, d = X.shape
+        previous = self._previous_solution()
         self.classes_, encoded = _encode(check_labels(y, n))
         self.n_features_in_ = d
         l1 = params.l1
         work = min(n, params.batch_size) * d * len(self.classes_)
         with threads_for(params.device, work, params.n_threads):
-            start: _Solution | None = None
+            start = self._warm_start(previous, d)
             if l1 == "auto":
                 l1, start = self._select_l1(X, encoded, params)
             else:
@@ -207,6 +216,31 @@ class SparseLogisticProbe(ClassifierMixin, BaseEstimator):
         self._set_solution(result, mean, d)
         self.l1_ = float(l1)
         return self
+
+    def _previous_solution(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(classes, coef, intercept)`` already set, when ``warm_start`` asks for them."""
+        names = ("classes_", "coef_", "intercept_")
+        if not self.warm_start or not all(hasattr(self, a) for a in names):
+            return None
+        classes, coef, intercept = (np.asarray(getattr(self, a)) for a in names)
+        return classes, coef, intercept
+
+    def _warm_start(
+        self, previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None, d: int
+    ) -> _Solution | None:
+        """The previous solution as a starting point, if it fits this fit's classes and ``d``."""
+        if previous is None:
+            return None
+        classes, coef, intercept = previous
+        shape = (len(self.classes_), d)
+        if not np.array_equal(classes, self.classes_) or coef.shape != shape:
+            return None
+        if intercept.shape != shape[:1]:
+            return None
+        return (
+            np.ascontiguousarray(coef, dtype=np.float32),
+            np.ascontiguousarray(intercept, dtype=np.float32),
+        )
 
     def _solve(
         self,

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from semprobe.bootstrap import bootstrap_mean, check_confidence, check_resamples
 from semprobe.errors import SemprobeError
 from semprobe.features import FeatureSet
 from semprobe.probe.params import check_device
@@ -254,7 +255,7 @@ def knn_accuracy(
     k: int,
     temperature: float,
 ) -> dict[str, float]:
-    """Top-1 and top-5 accuracy of the weighted kNN vote.
+    """Top-1 and top-5 accuracy of the weighted kNN vote (the means of :func:`knn_hits`).
 
     Examples
     --------
@@ -264,13 +265,23 @@ def knn_accuracy(
     >>> knn_accuracy(found, np.array([0, 0, 1]), np.array([0, 1]), 2, k=2, temperature=0.07)
     {'top1': 1.0, 'top5': 1.0}
     """
+    hits = knn_hits(neighbours, train_labels, test_labels, n_classes, k, temperature)
+    return {name: float(np.mean(hit)) for name, hit in hits.items()}
+
+
+def knn_hits(
+    neighbours: Neighbours,
+    train_labels: np.ndarray,
+    test_labels: np.ndarray,
+    n_classes: int,
+    k: int,
+    temperature: float,
+) -> dict[str, np.ndarray]:
+    """Per test image: whether the true class is the vote's first (``top1``) or in its top 5."""
     order = ranked_classes(class_votes(neighbours, train_labels, n_classes, k, temperature))
     truth = np.asarray(test_labels, dtype=np.int64)[:, None]
     top5 = min(5, n_classes)
-    return {
-        "top1": float(np.mean(order[:, 0] == truth[:, 0])),
-        "top5": float(np.mean((order[:, :top5] == truth).any(axis=1))),
-    }
+    return {"top1": order[:, 0] == truth[:, 0], "top5": (order[:, :top5] == truth).any(axis=1)}
 
 
 def knn_pairs(
@@ -321,6 +332,9 @@ class KNNSettings:
         Temperatures of the ``sem`` representation.
     dtype:
         Arithmetic of the similarities (see :func:`nearest_neighbours`).
+    bootstrap, confidence, seed:
+        With ``bootstrap`` resamples of the test images, each accuracy gets its ``confidence``
+        percentile interval (:func:`semprobe.bootstrap.bootstrap_mean`, seeded by ``seed``).
     """
 
     ks: tuple[int, ...] = ()
@@ -329,6 +343,9 @@ class KNNSettings:
     representations: tuple[str, ...] = ("backbone", "logits", "sem")
     taus: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     dtype: str = "float32"
+    bootstrap: int | None = None
+    confidence: float = 0.95
+    seed: int = 0
 
     def __post_init__(self) -> None:
         from semprobe.validation import check_taus
@@ -349,6 +366,10 @@ class KNNSettings:
         knn_pairs(self.ks, self.temperatures)  # checks every k and temperature
         if self.dtype not in DTYPES:
             raise SemprobeError(f"unknown kNN dtype {self.dtype!r}; choose float32 or float64")
+        if self.bootstrap is not None:
+            check_resamples(self.bootstrap)
+        check_confidence(self.confidence)
+        check_int("seed", self.seed, minimum=0)
 
     @property
     def pairs(self) -> list[tuple[int, float, str]]:
@@ -385,7 +406,8 @@ def knn_table(
     -------
     pandas.DataFrame
         ``model, representation, tau, metric, k, temperature, convention, top1, top5, n_train,
-        n_test, n_features`` (tau is NaN except for ``sem``; temperature is NaN for euclidean).
+        n_test, n_features`` (tau is NaN except for ``sem``; temperature is NaN for euclidean);
+        with ``settings.bootstrap``, also ``top1_low, top1_high, top5_low, top5_high``.
     """
     if train.class_names != test.class_names:
         raise SemprobeError("the train and test splits have different class lists")
@@ -406,7 +428,10 @@ def knn_table(
         )
         width = FeatureRows(train, rep, t).shape[1]
         for k, temperature, convention in pairs:
-            scored = knn_accuracy(found, train.labels, test.labels, n_classes, k, temperature)
+            hits = knn_hits(found, train.labels, test.labels, n_classes, k, temperature)
+            scored: dict[str, float] = {name: float(np.mean(hit)) for name, hit in hits.items()}
+            if settings.bootstrap is not None:
+                scored |= _intervals(hits, settings)
             euclidean = settings.metric == "euclidean"
             rows.append(
                 {
@@ -424,3 +449,13 @@ def knn_table(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _intervals(hits: dict[str, np.ndarray], settings: KNNSettings) -> dict[str, float]:
+    """``<name>_low`` and ``<name>_high`` of each accuracy, over resampled test images."""
+    assert settings.bootstrap is not None
+    out: dict[str, float] = {}
+    for name, hit in hits.items():
+        low, high = bootstrap_mean(hit, settings.bootstrap, settings.seed, settings.confidence)
+        out |= {f"{name}_low": low, f"{name}_high": high}
+    return out

@@ -93,6 +93,19 @@ class Report:
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def knn_interval_table(tidy: pd.DataFrame, labels: list[str], columns: list[str]) -> str:
+    """The top-1 accuracies with their bootstrap intervals, as a markdown table (%)."""
+    cells = [
+        f"{100 * a:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        for a, lo, hi in zip(tidy["top1"], tidy["top1_low"], tidy["top1_high"], strict=True)
+    ]
+    wide = tidy.assign(features=labels, setting=columns, cell=cells).pivot_table(
+        index=["model", "features"], columns="setting", values="cell", aggfunc="first", sort=False
+    )
+    wide.columns.name = None
+    return "## Top-1 (%) with its bootstrap percentile interval\n\n" + markdown_table(wide)
+
+
 def _knn(tables: Mapping[str, pd.DataFrame]) -> Report:
     tidy = tables["knn"]
     labels = [
@@ -107,6 +120,8 @@ def _knn(tables: Mapping[str, pd.DataFrame]) -> Report:
     )
     wide.columns.name = None
     text = "# Weighted kNN, top-1 accuracy (%)\n\n" + markdown_table(wide, percent=True)
+    if "top1_low" in tidy:
+        text += "\n\n" + knn_interval_table(tidy, labels, columns)
     return Report(text + "\n", {"knn": knn_figure(tidy)}, wide.reset_index())
 
 

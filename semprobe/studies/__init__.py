@@ -5,7 +5,9 @@
   features f_base and the un-normalised embedder logits; on a dataset other than the
   pre-training one this is the transfer evaluation of the paper's Table 3;
 * :class:`Study` -- several checkpoints x taus x analyses -> one tidy DataFrame, plotly figures,
-  and a run directory the dashboard opens; :func:`load_study` reads one from TOML or YAML.
+  and a run directory the dashboard opens; :func:`load_study` reads one from TOML or YAML;
+* :class:`SeedStudy` -- the same study at each of ``seeds = [...]``, with mean, std and per-seed
+  values across them (:func:`load_seeded_study`).
 
 Examples
 --------
@@ -15,6 +17,7 @@ Examples
 """
 
 from semprobe.studies.files import load_study
+from semprobe.studies.seeds import SeedStudy, SeedStudyResult, load_seeded_study
 from semprobe.studies.study import ANALYSES, Study, StudyResult, Trainer, run_relevance
 from semprobe.studies.sweeps import (
     DEFAULT_TAUS,
@@ -28,11 +31,14 @@ __all__ = [
     "ANALYSES",
     "DEFAULT_TAUS",
     "ProbeSettings",
+    "SeedStudy",
+    "SeedStudyResult",
     "Study",
     "StudyResult",
     "Trainer",
     "accuracy_table",
     "entropy_for",
+    "load_seeded_study",
     "load_study",
     "run_relevance",
     "tau_sweep",

@@ -12,6 +12,7 @@ from semprobe.configfile import read_table_file
 from semprobe.errors import SemprobeError
 from semprobe.extraction import ExtractionOptions
 from semprobe.studies.protocols import PROTOCOLS, protocol_sections
+from semprobe.studies.seed_data import for_seed
 from semprobe.studies.study import ANALYSES, Study, Trainer
 from semprobe.studies.sweeps import DEFAULT_TAUS, ProbeSettings
 
@@ -25,6 +26,7 @@ _TOP_KEYS = {
     "relevance",
     "extraction",
     "pretrain",
+    "seeds",  # one study per seed: semprobe.studies.seeds
     *PROTOCOLS,  # [knn], [linear_grid], [robustness], [transfer]
 }
 _EXTRACTION_KEYS = {
@@ -84,7 +86,9 @@ def _sections(data: Mapping[str, Any], file: Path, resolve: Any) -> dict[str, An
     }
 
 
-def load_study(path: str | Path, trainer: Trainer | None = None) -> tuple[Study, Path]:
+def load_study(
+    path: str | Path, trainer: Trainer | None = None, seed: int | None = None
+) -> tuple[Study, Path]:
     """Read a study file (TOML or YAML); relative paths are relative to the file.
 
     Parameters
@@ -94,6 +98,9 @@ def load_study(path: str | Path, trainer: Trainer | None = None) -> tuple[Study,
     trainer:
         What trains the file's ``[pretrain.<name>]`` sections (the command line passes
         :class:`semprobe.pretrain.study_trainer.StudyTrainer`); needed only when it has any.
+    seed:
+        For a file with ``seeds = [...]``: the study of this seed (required there;
+        :func:`semprobe.studies.seed_data.for_seed`), with the output ``<out>/seed-<seed>``.
 
     Returns
     -------
@@ -103,6 +110,13 @@ def load_study(path: str | Path, trainer: Trainer | None = None) -> tuple[Study,
     file = Path(path)
     data = read_table_file(file, "study file")
     _check_keys(f"study file {file}", data, _TOP_KEYS)
+    if "seeds" in data or seed is not None:
+        if seed is None:
+            raise SemprobeError(
+                f"{file} has seeds: load one seed's study with load_study(..., seed=S), or all "
+                "with semprobe.studies.load_seeded_study (as semprobe study does)"
+            )
+        data = for_seed(data, seed, str(file))
     base = file.parent
 
     def resolve(p: str) -> Path:
@@ -127,4 +141,4 @@ def load_study(path: str | Path, trainer: Trainer | None = None) -> tuple[Study,
         **_sections(data, file, resolve),
     )
     out = resolve(str(data["out"])) if "out" in data else Path("runs") / file.stem
-    return study, out
+    return study, out if seed is None else out / f"seed-{seed}"

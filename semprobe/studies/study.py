@@ -27,6 +27,7 @@ from semprobe.analysis import (
     resolve_groupings,
     superclass_table,
 )
+from semprobe.analysis.bootstrap import write_lift_differences
 from semprobe.atomic import write_json
 from semprobe.checkpoint import LoadedModel, check_checkpoint_file
 from semprobe.entropy import EntropyReport
@@ -343,6 +344,7 @@ class Study:
         if len(relevance_table):
             relevance_table.to_csv(work / "comparison.csv", index=False)
             by_superclasses.to_csv(work / "relevance_by_superclasses.csv", index=False)
+            write_lift_differences(work, {r.name: r.bootstrap for r in rel if r.bootstrap})
         write_run_metadata(
             work,
             "study",

@@ -94,11 +94,25 @@ def study_figures(
         sources = list(rel_results[0].curves)
         named = sources[0] if len(sources) > 1 else None
         figures["relevance_curve"] = relevance_curve_figure(
-            {r.name: r.curve for r in rel_results}, named
+            {r.name: r.curve for r in rel_results}, named, curve_intervals(rel_results, sources[0])
         )
         for source in sources[1:]:
             slug = re.sub(r"[^A-Za-z0-9]+", "_", source).strip("_")
             figures[f"relevance_curve_{slug}"] = relevance_curve_figure(
-                {r.name: r.curves[source] for r in rel_results}, source
+                {r.name: r.curves[source] for r in rel_results},
+                source,
+                curve_intervals(rel_results, source),
             )
     return figures
+
+
+def curve_intervals(results: list[ModelResult], source: str) -> dict[str, pd.DataFrame]:
+    """Each bootstrapped model's K-curve intervals against ``source`` (``--bootstrap``)."""
+    out: dict[str, pd.DataFrame] = {}
+    for r in results:
+        if r.bootstrap is not None:
+            table = r.bootstrap.intervals()
+            out[r.name] = table[
+                (table["statistic"] == "curve_mean") & (table["superclasses"] == source)
+            ]
+    return out
