@@ -23,6 +23,7 @@ BENCHES = (
     "knn",
     "linear_grid",
     "probe_scale",
+    "simplex_information",
 )
 
 CHILD = """

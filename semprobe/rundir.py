@@ -17,6 +17,9 @@ Layout (format 1)::
                             curves_by_superclasses.csv
         entropy/            an EntropyReport (Parquet)
         tau_sweep.csv       accuracy per representation
+        simplex_information.csv, .json, simplex_assignments.npy
+                            mutual information per simplex (semprobe.simplex_information):
+                            added on first use by the dashboard or ``semprobe report``
 
 A run is built in a temporary sibling directory and renamed into place when complete, so a killed
 run never leaves a directory that opens as valid; re-running replaces the old run at once.

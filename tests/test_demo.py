@@ -212,6 +212,11 @@ def _probe_scale(r: dict[str, Any]) -> None:
     assert r["measured"]["peak_rss_mb"] < r["rss_bound_mb"]
 
 
+def _simplex_information(r: dict[str, Any]) -> None:
+    # The vectorised table is scikit-learn's mutual_info_score, simplex by simplex.
+    assert r["max_abs_difference_nats"] < 1e-9 and r["ours_s"] > 0
+
+
 INVARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "extraction": _extraction,
     "probe": _probe,
@@ -221,6 +226,7 @@ INVARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "knn": _knn,
     "linear_grid": _linear_grid,
     "probe_scale": _probe_scale,
+    "simplex_information": _simplex_information,
 }
 
 

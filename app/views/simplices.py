@@ -1,7 +1,10 @@
 """The simplex browser: one simplex of a SEM model at any tau.
 
 Its vertices' top test images, class profiles and entropy; the SEM softmax is re-applied to the
-cached logits of that simplex only, so a simplex switch stays cheap whatever L is.
+cached logits of that simplex only, so a simplex switch stays cheap whatever L is. Beside them,
+the mutual information of every simplex's vertex assignment with the class and the superclass
+(:mod:`semprobe.simplex_information`, computed once per run and kept in the run directory) and
+the simplices whose assignments share the most with the one shown.
 """
 
 from __future__ import annotations
@@ -14,9 +17,46 @@ import streamlit as st
 
 from semprobe.app import compute, data, figures
 from semprobe.app.page import number
+from semprobe.errors import SemprobeError
 from semprobe.rundir import Run
+from semprobe.simplex_information import run_assignments, run_information, simplex_agreement
 
 IMAGES_PER_VERTEX = 8
+MOST_ALIKE = 10
+# Above this many simplices the most-alike list (one pass over N x L assignments, ~0.6 s at
+# L = 5000 on two busy cores) is shown on request, so that a simplex switch stays fast.
+ALIKE_BY_DEFAULT = 1000
+MI_ORDER = "mutual information with the class (excess)"
+ORDERS = (*compute.ORDERS, MI_ORDER)
+
+
+@st.cache_data(show_spinner="Computing the mutual information of every simplex...", max_entries=64)
+def information(run_path: str, stamp: str, name: str) -> pd.DataFrame:
+    """The run's ``simplex_information.csv`` (computed and kept on first use)."""
+    run, _ = data.open_run(run_path)
+    return run_information(run.model(name))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _assignments(run_path: str, stamp: str, name: str) -> np.ndarray:
+    run, _ = data.open_run(run_path)
+    return run_assignments(run.model(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def most_alike(run_path: str, stamp: str, name: str, simplex: int) -> pd.DataFrame:
+    """The :data:`MOST_ALIKE` simplices whose vertex assignments share most with ``simplex``."""
+    model = data.model_data(run_path, stamp, "", name)
+    alike = simplex_agreement(_assignments(run_path, stamp, name), model.vocab, simplex)
+    return alike.head(MOST_ALIKE).reset_index(drop=True)
+
+
+def information_ranking(table: pd.DataFrame) -> pd.DataFrame:
+    """Every simplex, highest excess MI with the class first (ties by index), with its rank."""
+    order = np.lexsort((table["simplex"].to_numpy(), -table["mi_class_excess"].to_numpy()))
+    ranking = table.iloc[order].reset_index(drop=True)
+    ranking.insert(0, "rank", np.arange(1, len(ranking) + 1))
+    return ranking
 
 
 def _choose_simplex(model: data.ModelData, tau: float) -> tuple[int, pd.DataFrame | None]:
@@ -27,7 +67,7 @@ def _choose_simplex(model: data.ModelData, tau: float) -> tuple[int, pd.DataFram
         if key in st.session_state and st.session_state[key] > top:
             st.session_state[key] = top
     left, right = st.columns([2, 3])
-    by = left.selectbox("Order simplices by", compute.ORDERS, key="order")
+    by = left.selectbox("Order simplices by", ORDERS, key="order")
     if by == "index":
         simplex = int(
             right.number_input(
@@ -37,11 +77,15 @@ def _choose_simplex(model: data.ModelData, tau: float) -> tuple[int, pd.DataFram
         return simplex, None
     scores = data.simplex_scores(model.run_path, model.stamp, model.name)
     entropy = None
-    if by.startswith("entropy"):
-        entropy = data.simplex_entropy_means(model.run_path, model.stamp, model.name, tau)
-    order = compute.simplex_order(
-        by, n, entropy=entropy, mass=scores["weight_mass"].to_numpy(), contribution=scores
-    )
+    if by == MI_ORDER:
+        table = information(model.run_path, model.stamp, model.name)
+        order = information_ranking(table)["simplex"].to_numpy()
+    else:
+        if by.startswith("entropy"):
+            entropy = data.simplex_entropy_means(model.run_path, model.stamp, model.name, tau)
+        order = compute.simplex_order(
+            by, n, entropy=entropy, mass=scores["weight_mass"].to_numpy(), contribution=scores
+        )
     rank = int(right.number_input(f"Rank (1 = first by {by})", 1, n, step=1, key="rank"))
     ranking = scores.iloc[order[:10]].copy()
     ranking.insert(0, "rank", np.arange(1, len(ranking) + 1))
@@ -70,6 +114,7 @@ def show(model: data.ModelData, run: Run, tau: float) -> None:
         f"(pre-training tau={model.tau:g})"
     )
     _metrics(model, view, simplex)
+    _information(model, simplex)
     hist_col, side_col = st.columns([3, 2])
     with hist_col:
         st.caption("Entropy of this simplex over the test images")
@@ -109,6 +154,48 @@ def _metrics(model: data.ModelData, view: compute.SimplexView, simplex: int) -> 
         int(row["coherence"]),
         help="Kept vertices whose categories (two or more) share one superclass.",
     )
+
+
+def _information(model: data.ModelData, simplex: int) -> None:
+    """The simplex's MI with the labels, the ranking of all simplices and the most alike."""
+    try:
+        table = information(model.run_path, model.stamp, model.name)
+    except SemprobeError as exc:  # the rest of the view does not need these
+        st.warning(f"No mutual information for {model.key}: {exc}")
+        return
+    row = table.iloc[simplex]
+    cols = st.columns(4)
+    for col, (label, key) in zip(
+        cols,
+        (
+            ("MI with the class (nats)", "mi_class"),
+            ("Class MI over baseline", "mi_class_excess"),
+            ("MI with the superclass (nats)", "mi_superclass"),
+            ("Superclass MI over baseline", "mi_superclass_excess"),
+        ),
+        strict=True,
+    ):
+        col.metric(
+            label,
+            number(float(row[key]), 4),
+            help="Of the vertex assignment (argmax vertex per test image, the same at every "
+            "tau); the baseline is the mean over label permutations (simplex_information.csv).",
+        )
+    rank_col, alike_col = st.columns([3, 2])
+    with rank_col:
+        st.caption(
+            f"Mutual information of all {len(table)} simplices with the labels, nats "
+            "(click a column to sort)"
+        )
+        st.dataframe(information_ranking(table), hide_index=True, height=240, key="mi_ranking")
+    with alike_col:
+        if st.toggle(
+            "Simplices most alike this one (MI of the vertex assignments)",
+            value=model.num_simplices <= ALIKE_BY_DEFAULT,
+            key="mi_alike_on",
+        ):
+            alike = most_alike(model.run_path, model.stamp, model.name, simplex)
+            st.dataframe(alike, hide_index=True, height=240, key="mi_alike")
 
 
 def _vertex_title(v: int, view: compute.SimplexView, here: pd.DataFrame) -> str:

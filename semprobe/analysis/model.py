@@ -10,6 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from semprobe.analysis.bootstrap import (
+    Bootstrap,
+    bootstrap_relevance,
+    bootstrap_summary,
+    with_lift,
+    write_bootstrap,
+)
 from semprobe.analysis.groupings import Grouping, resolve_groupings
 from semprobe.analysis.inputs import fit_probe, probe_inputs
 from semprobe.analysis.settings import RelevanceSettings
@@ -28,8 +35,10 @@ from semprobe.graph import (
     write_graphml,
 )
 from semprobe.model import SEMModel
+from semprobe.probe import SparseLogisticProbe
 from semprobe.relevance import relevance_curve, relevance_with_null
 from semprobe.rundir import link_or_copy, model_name
+from semprobe.simplex_information import keep_information
 
 
 @dataclass
@@ -37,7 +46,8 @@ class ModelResult:
     """What the table and the comparison need from one analysed model.
 
     ``curve`` is the relevance-vs-K curve against the primary grouping; ``curves`` holds one per
-    grouping, keyed by source.
+    grouping, keyed by source. ``bootstrap`` holds the resamples' replicates when
+    ``settings.bootstrap`` asked for them.
     """
 
     name: str
@@ -45,6 +55,7 @@ class ModelResult:
     curve: pd.DataFrame
     concepts: pd.DataFrame = field(default_factory=pd.DataFrame)
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    bootstrap: Bootstrap | None = None
 
 
 def _representation(settings: RelevanceSettings, model: SEMModel) -> str:
@@ -92,7 +103,7 @@ def analyse_model(
     rel = folder / "relevance"
     rel.mkdir(parents=True, exist_ok=True)
     x_train, x_test = probe_inputs(train, test, representation, tau, settings.standardize)
-    weights, probe_stats = _fit_and_save_probe(
+    weights, probe_stats, probe = _fit_and_save_probe(
         x_train, x_test, train, test, settings, options.device, rel / "probe.npz"
     )
     graph = top_k_graph(weights, settings.k, rule=settings.rule)
@@ -109,6 +120,17 @@ def analyse_model(
     )
     if test.logits is not None:
         link_or_copy(test.directory / "logits.npy", folder / "logits.npy")
+        # Computed here, once, so that the dashboard's first paint at L = 5000 does not wait
+        # for it (seconds); the dashboard and `semprobe report` read the table back.
+        keep_information(
+            folder,
+            test.logits,
+            model.spec.num_simplices,
+            model.spec.vocab,
+            test.labels,
+            class_names,
+            dict(zip(class_names, primary.labels, strict=True)),
+        )
     summary = {
         "model": name,
         "checkpoint": checkpoint,
@@ -129,8 +151,13 @@ def analyse_model(
         folder / "model.json",
         {k: summary[k] for k in ("model", "checkpoint", "spec", "fingerprint", "transform")},
     )
+    boot = None
+    if settings.bootstrap is not None:
+        inputs = (x_train, train.labels, x_test, test.labels)
+        boot = _bootstrap(rel, inputs, groupings, settings, ks, options.device, probe)
+        summary["bootstrap"] = bootstrap_summary(boot, settings.k)
     write_json(rel / "summary.json", summary)
-    return ModelResult(name, summary, curves[primary.source], concepts, curves)
+    return ModelResult(name, summary, curves[primary.source], concepts, curves, boot)
 
 
 def _fit_and_save_probe(
@@ -141,8 +168,8 @@ def _fit_and_save_probe(
     settings: RelevanceSettings,
     device: str,
     path: Path,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """The probe's ``C x F`` weights (zero rows for classes absent from train) and its stats."""
+) -> tuple[np.ndarray, dict[str, Any], SparseLogisticProbe]:
+    """The probe's ``C x F`` weights (zero rows for classes absent from train), stats, probe."""
     probe, stats = fit_probe(x_train, train.labels, x_test, test.labels, settings, device)
     weights = np.zeros((len(train.class_names), probe.coef_.shape[1]), dtype=np.float64)
     weights[np.asarray(probe.classes_, dtype=np.int64)] = probe.coef_
@@ -152,7 +179,35 @@ def _fit_and_save_probe(
         intercept=np.asarray(probe.intercept_, dtype=np.float32),
         classes=np.asarray(probe.classes_),
     )
-    return weights, stats
+    return weights, stats, probe
+
+
+def _bootstrap(
+    rel: Path,
+    inputs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    groupings: list[Grouping],
+    settings: RelevanceSettings,
+    ks: list[int],
+    device: str,
+    probe: SparseLogisticProbe,
+) -> Bootstrap:
+    """The bootstrap of the probe, W_K and relevance, written as ``rel/bootstrap*.csv``."""
+    x_train, y_train, x_test, y_test = inputs
+    labels = {g.source: g.labels for g in groupings}
+    boot = bootstrap_relevance(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        len(groupings[0].labels),
+        labels,
+        settings,
+        ks,
+        device=device,
+        full=probe,
+    )
+    write_bootstrap(rel, boot)
+    return boot
 
 
 def _relevance_entries(
@@ -305,5 +360,9 @@ def analyse_with_reference(
         "model": reference.name,
         "relevance_mean": reference.summary["relevance"]["mean"],
     }
+    if result.bootstrap is not None and reference.bootstrap is not None:
+        result.bootstrap = with_lift(result.bootstrap, reference.bootstrap)
+        write_bootstrap(out / name / "relevance", result.bootstrap)
+        result.summary["bootstrap"] = bootstrap_summary(result.bootstrap, settings.k)
     write_json(out / name / "relevance" / "summary.json", result.summary)
     return [result, reference]

@@ -17,6 +17,7 @@ from semprobe.cli.values import (
     non_negative_float,
     non_negative_int,
     port_number,
+    positive_float,
     positive_int,
     seed_value,
     tau_value,
@@ -145,6 +146,20 @@ def add_relevance_arguments(parser: argparse.ArgumentParser) -> None:
         "--permutations", type=positive_int, default=1000, help="size of the permutation null"
     )
     group.add_argument("--seed", type=seed_value, default=0)
+    group.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="percentile intervals from N resamples of the train and test images (the probe "
+        "refitted on each): relevance, K curve, top-1, lifts",
+    )
+    group.add_argument(
+        "--confidence",
+        type=positive_float,
+        default=0.95,
+        help="confidence of the bootstrap intervals, in (0, 1) (default: %(default)s)",
+    )
     group.add_argument(
         "--reference",
         choices=("random-init",),
@@ -505,6 +520,19 @@ def _dashboard(sub: Subparsers) -> None:
     parser.set_defaults(handler=commands.dashboard)
 
 
+def _report(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "report",
+        help="one self-contained HTML page of a run's main figures and tables (opens offline)",
+    )
+    parser.add_argument("run_dir", metavar="RUN", help="run directory written by semprobe")
+    # Not ``out``: preflight checks that one as a folder.
+    parser.add_argument(
+        "--out", dest="report_out", default="report.html", help="HTML file (default: %(default)s)"
+    )
+    parser.set_defaults(handler=commands.html_report)
+
+
 def _demo(sub: Subparsers) -> None:
     parser = sub.add_parser(
         "demo",
@@ -550,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         _tau_sweep,
         _study,
         _dashboard,
+        _report,
         _demo,
         _pretrain,
     ):

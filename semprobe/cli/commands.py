@@ -109,8 +109,14 @@ def tau_sweep(args: argparse.Namespace) -> int:
 def study(args: argparse.Namespace) -> int:
     """``semprobe study FILE``: pretrain what the file asks for, then analyse."""
     from semprobe.pretrain.study_trainer import StudyTrainer
-    from semprobe.studies import accuracy_table, load_study
+    from semprobe.studies import accuracy_table, load_seeded_study, load_study
 
+    seeded = load_seeded_study(args.study_file, trainer=StudyTrainer())
+    if seeded is not None:  # seeds = [...]: one study per seed, then tables across them
+        from semprobe.cli.intervals import print_seed_report
+
+        print_seed_report(seeded.run(args.out), report.print_table)
+        return 0
     loaded, out = load_study(args.study_file, trainer=StudyTrainer())
     result = loaded.run(args.out or out)
     if len(result.sweep):
@@ -137,6 +143,14 @@ def dashboard(args: argparse.Namespace) -> int:
     from semprobe.app.launch import main
 
     return main(args.run_dirs, port=args.port, headless=not args.browser, address=args.address)
+
+
+def html_report(args: argparse.Namespace) -> int:
+    """``semprobe report RUN --out FILE``: the run's figures and tables as one HTML page."""
+    from semprobe.run_report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.report_out)}")
+    return 0
 
 
 def pretrain(args: argparse.Namespace) -> int:
