@@ -481,3 +481,35 @@ def test_docstring_examples(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_seeds_on_the_command_line_replace_the_files(tmp_path: Path) -> None:
+    """``semprobe study --seeds``: the same file at other seeds, or a file without seeds."""
+    from semprobe.studies import load_seeded_study
+
+    (tmp_path / "study.toml").write_text(SEED_STUDY)
+    seeded = load_seeded_study(tmp_path / "study.toml", SeededTrainer(), seeds=[5, 7])
+    assert seeded is not None and seeded.seeds == [5, 7] and sorted(seeded.studies) == [5, 7]
+    assert seeded.studies[7].relevance.seed == 7
+    assert seeded.studies[5].checkpoints["base"] == tmp_path / "ckpt/seed5/base/final.ckpt"
+    (tmp_path / "plain.toml").write_text(SEED_STUDY.replace("seeds = [0, 1, 2]\n", ""))
+    assert load_seeded_study(tmp_path / "plain.toml", SeededTrainer()) is None
+    plain = load_seeded_study(tmp_path / "plain.toml", SeededTrainer(), seeds=[3])
+    assert plain is not None and plain.seeds == [3] and plain.studies[3].relevance.seed == 3
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"), [(["1", "1"], "given twice"), (["-2"], "-2"), (["x"], "'x'")]
+)
+def test_bad_seeds_on_the_command_line_are_one_line(
+    tmp_path: Path, seeds: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "study.toml").write_text(SEED_STUDY)
+    try:
+        code = main(["study", str(tmp_path / "study.toml"), "--seeds", *seeds])
+    except SystemExit as exc:  # argparse's own errors (a value that is not a seed) exit there
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("semprobe: error: ") and message in err[0], err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ckpt").exists()

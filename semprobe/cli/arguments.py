@@ -491,6 +491,14 @@ def _study(sub: Subparsers) -> None:
     parser = sub.add_parser("study", help="run a study described in a TOML or YAML file")
     parser.add_argument("study_file")
     parser.add_argument("--out", default=None, help="run directory (default: the file's out)")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=seed_value,
+        default=None,
+        metavar="S",
+        help="run the study once per seed (replaces the file's seeds = [...])",
+    )
     parser.set_defaults(handler=commands.study)
 
 

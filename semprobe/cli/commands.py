@@ -111,7 +111,7 @@ def study(args: argparse.Namespace) -> int:
     from semprobe.pretrain.study_trainer import StudyTrainer
     from semprobe.studies import accuracy_table, load_seeded_study, load_study
 
-    seeded = load_seeded_study(args.study_file, trainer=StudyTrainer())
+    seeded = load_seeded_study(args.study_file, trainer=StudyTrainer(), seeds=args.seeds)
     if seeded is not None:  # seeds = [...]: one study per seed, then tables across them
         from semprobe.cli.intervals import print_seed_report
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,10 @@ def _sections(data: Mapping[str, Any], file: Path, resolve: Any) -> dict[str, An
 
 
 def load_study(
-    path: str | Path, trainer: Trainer | None = None, seed: int | None = None
+    path: str | Path,
+    trainer: Trainer | None = None,
+    seed: int | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> tuple[Study, Path]:
     """Read a study file (TOML or YAML); relative paths are relative to the file.
 
@@ -101,6 +104,8 @@ def load_study(
     seed:
         For a file with ``seeds = [...]``: the study of this seed (required there;
         :func:`semprobe.studies.seed_data.for_seed`), with the output ``<out>/seed-<seed>``.
+    seeds:
+        Replaces the file's ``seeds`` (``semprobe study --seeds``); the file may have none.
 
     Returns
     -------
@@ -110,6 +115,8 @@ def load_study(
     file = Path(path)
     data = read_table_file(file, "study file")
     _check_keys(f"study file {file}", data, _TOP_KEYS)
+    if seeds is not None:
+        data = {**data, "seeds": list(seeds)}
     if "seeds" in data or seed is not None:
         if seed is None:
             raise SemprobeError(

@@ -94,22 +94,26 @@ class SeedStudy:
         return SeedStudyResult(results, per_seed, summary, differences, folder, confidence)
 
 
-def load_seeded_study(path: str | Path, trainer: Trainer | None = None) -> SeedStudy | None:
+def load_seeded_study(
+    path: str | Path, trainer: Trainer | None = None, seeds: Sequence[int] | None = None
+) -> SeedStudy | None:
     """The multi-seed study of a file with ``seeds = [...]``; ``None`` for a file without.
 
-    Every seed's study is built (and so checked) before any of them runs.
+    ``seeds`` (``semprobe study --seeds``) replaces the file's list, or makes a file without
+    one a multi-seed study. Every seed's study is built (and so checked) before any runs.
     """
     file = Path(path)
     data = read_table_file(file, "study file")
-    if "seeds" not in data:
+    if seeds is None and "seeds" not in data:
         return None
-    seeds = check_seeds(data["seeds"], str(file))
+    where = str(file) if seeds is None else "--seeds"
+    chosen = check_seeds(data["seeds"] if seeds is None else list(seeds), where)
     studies: dict[int, Study] = {}
     out = Path()
-    for seed in seeds:
-        studies[seed], seed_out = load_study(file, trainer, seed=seed)
+    for seed in chosen:
+        studies[seed], seed_out = load_study(file, trainer, seed=seed, seeds=chosen)
         out = seed_out.parent
-    return SeedStudy(studies, out, seeds)
+    return SeedStudy(studies, out, chosen)
 
 
 def per_seed_table(results: Mapping[int, StudyResult]) -> pd.DataFrame:
