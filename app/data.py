@@ -295,6 +295,12 @@ def table(run_path: str, stamp: str, name: str, relative: str) -> pd.DataFrame |
     return run.model(name).table(relative)
 
 
+@st.cache_data(show_spinner=False, max_entries=128)
+def run_table(run_path: str, stamp: str, relative: str) -> pd.DataFrame | None:
+    """A CSV table of the run itself (``lift_differences.csv`` ...), or None if it has none."""
+    return _open_run(run_path, stamp).table(relative)
+
+
 def superclasses(run: Run) -> list[str]:
     """Superclass of every class (the class itself where the run gives none)."""
     mapping = run.superclass_of or {}

@@ -126,13 +126,7 @@ class RunModel:
 
     def table(self, relative: str) -> pd.DataFrame | None:
         """A CSV or Parquet table of this model, or None if the run did not produce it."""
-        path = self.run.path_of(f"{self.name}/{relative}", must_exist=False)
-        if not path.exists():
-            return None
-        try:
-            return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        except Exception as exc:  # any parser error means a damaged file
-            raise SemprobeError(f"cannot read {path}: {exc}") from None
+        return self.run.table(f"{self.name}/{relative}")
 
     def relevance_summary(self) -> dict[str, Any] | None:
         path = self.run.path_of(f"{self.name}/relevance/summary.json", must_exist=False)
@@ -192,6 +186,16 @@ class Run:
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
+            raise SemprobeError(f"cannot read {path}: {exc}") from None
+
+    def table(self, relative: str) -> pd.DataFrame | None:
+        """A CSV or Parquet table of the run, or None if the run did not produce it."""
+        path = self.path_of(relative, must_exist=False)
+        if not path.exists():
+            return None
+        try:
+            return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        except Exception as exc:  # any parser error means a damaged file
             raise SemprobeError(f"cannot read {path}: {exc}") from None
 
     def labels(self) -> np.ndarray:

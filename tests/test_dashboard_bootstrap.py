@@ -1,4 +1,5 @@
-"""The relevance view of a run made with ``--bootstrap``: error bars and the intervals table."""
+"""The relevance and comparison views of a run made with ``--bootstrap``: error bars, the
+intervals table and the paired difference of two models' lifts."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("dashboard-bootstrap")
     sem = save_tiny(root / "sem.pt", seed=1)
+    other = save_tiny(root / "other.pt", seed=2)
     options = ExtractionOptions(
         dataset="synthetic:train=4,test=1", cache_dir=root / "cache", progress=False
     )
@@ -34,7 +36,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*did not converge.*")
-        run_relevance([sem], options, settings, root / "run")
+        run_relevance([sem, other], options, settings, root / "run")
     return root / "run"
 
 
@@ -56,8 +58,8 @@ def test_the_relevance_view_shows_the_bootstrap(
     curve = boot[boot["statistic"] == "curve_mean"].sort_values("k")
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     bars = [t for t in figure["data"] if t["name"].endswith(": bootstrap interval")]
-    # One set of error bars per bootstrapped model: the model and its twin.
-    assert len(bars) == 2
+    # One set of error bars per bootstrapped model: two models and their twins.
+    assert len(bars) == 4
     mine = next(t for t in bars if t["name"].startswith(f"{run_dir.name}/sem ("))
     np.testing.assert_allclose(_numbers(mine["y"]), curve["estimate"])
     np.testing.assert_allclose(
@@ -77,3 +79,61 @@ def test_the_relevance_view_shows_the_bootstrap(
     assert row["lift"] == ("not established" if contains_zero else "established")
     twin = table[table["model"] == "sem-random-init"].iloc[0]
     assert twin["lift vs random init"] == "-" and twin["lift"] == ""
+
+
+def test_the_compare_view_shows_intervals_and_the_difference_of_lifts(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEMPROBE_RUNS", str(run_dir))
+    at = AppTest.from_file(SCRIPT, default_timeout=60)
+    at.query_params["view"] = "Compare"
+    at.run()
+    at.selectbox(key="compare_a").set_value(f"{run_dir.name}/other").run()
+    at.selectbox(key="compare_b").set_value(f"{run_dir.name}/sem").run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = [t for t in figure["data"] if t["name"].endswith(": bootstrap interval")]
+    assert sorted(t["name"].split(" (")[0] for t in bars) == [
+        f"{run_dir.name}/other",
+        f"{run_dir.name}/sem",
+    ]
+    table = _intervals_table(at)
+    for name in ("other", "sem"):
+        boot = pd.read_csv(run_dir / name / "relevance" / "bootstrap.csv")
+        lift = boot[boot["statistic"] == "lift_vs_random_init"].iloc[0]
+        row = table.loc[f"{run_dir.name}/{name}"]
+        assert (
+            row["lift vs random init"]
+            == f"{lift.estimate:+.3f} [{lift.low:+.3f}, {lift.high:+.3f}]"
+        )
+        assert row["resamples"] == 4 and row["K"] == 3
+
+    # The run stores the pair once as sem - other; the view shows other - sem, so negated.
+    diffs = pd.read_csv(run_dir / "lift_differences.csv")
+    stored = diffs[(diffs["model"] == "sem") & (diffs["other"] == "other")].iloc[0]
+    line = next(m.value for m in at.markdown if m.value.startswith("**Lift of other minus"))
+    expected = f"{-stored.estimate:+.3f} [{-stored.high:+.3f}, {-stored.low:+.3f}]"
+    assert expected in line
+    assert line.endswith("not established" if stored.low <= 0 <= stored.high else " established")
+
+
+def test_the_compare_view_says_when_no_paired_difference_exists(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model against its own twin: the twin has no lift, so there is no pair to difference.
+    monkeypatch.setenv("SEMPROBE_RUNS", str(run_dir))
+    at = AppTest.from_file(SCRIPT, default_timeout=60)
+    at.query_params["view"] = "Compare"
+    at.run()
+    at.selectbox(key="compare_a").set_value(f"{run_dir.name}/sem").run()
+    at.selectbox(key="compare_b").set_value(f"{run_dir.name}/sem-random-init").run()
+    assert not at.exception and not at.error
+    assert any("No paired difference of lifts" in c.value for c in at.caption)
+    table = _intervals_table(at)
+    assert table.loc[f"{run_dir.name}/sem-random-init", "lift vs random init"] == "-"
+
+
+def _intervals_table(at: AppTest) -> pd.DataFrame:
+    frame = next(d.value for d in at.dataframe if "lift vs random init" in d.value.columns)
+    return frame.set_index("model")

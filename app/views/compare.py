@@ -1,11 +1,18 @@
-"""The comparison view: two models side by side on the same K and tau."""
+"""The comparison view: two models side by side on the same K and tau.
+
+Runs made with ``--bootstrap N`` add the intervals: error bars on both relevance curves, each
+model's top-1, relevance and lift over its random-init twin at the run's K, and, for two models of
+one run, the paired difference of their lifts with whether it is established.
+"""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from semprobe.app import data, figures
 from semprobe.app.page import keep_valid, number, shown_errors, summary_row
+from semprobe.app.views import intervals
 from semprobe.plots import entropy_histogram_figure, relevance_curve_figure
 from semprobe.rundir import Run
 
@@ -34,12 +41,53 @@ def show(models: dict[str, data.ModelData], runs: dict[str, Run], tau: float) ->
             curve = data.table(model.run_path, model.stamp, model.name, "relevance/curve.csv")
             if curve is not None:
                 curves[f"{key} ({model.kind})"] = curve
+    boots = intervals.bootstraps({key: models[key] for key in (a, b)}, None)
     if len(curves) == 2:
-        st.plotly_chart(relevance_curve_figure(curves), key="curve-both")
+        label = {key: f"{key} ({models[key].kind})" for key in (a, b)}
+        bars = intervals.curve_bars(boots, label)
+        st.plotly_chart(relevance_curve_figure(curves, None, bars), key="curve-both")
+    if boots:
+        _show_intervals(models[a], models[b], boots)
     col_a, col_b = st.columns(2)
     for col, key, side in ((col_a, a, "left"), (col_b, b, "right")):
         with col, shown_errors(key):
             _column(models[key], runs[key], k, tau, side)
+
+
+def _show_intervals(a: data.ModelData, b: data.ModelData, boots: dict[str, pd.DataFrame]) -> None:
+    """Both models' intervals at the run's K, and the paired difference of their lifts."""
+    rows = []
+    for model in (a, b):
+        boot = boots.get(model.key)
+        if boot is None:
+            continue
+        lift = intervals.first(boot, "lift_vs_random_init")
+        rows.append(
+            {
+                "model": model.key,
+                "K": int(boot.loc[boot["statistic"] == "relevance_mean", "k"].max()),
+                "resamples": int(boot["n"].max()),
+                "top1": intervals.interval(intervals.first(boot, "top1")),
+                "relevance mean": intervals.interval(intervals.first(boot, "relevance_mean")),
+                "lift vs random init": intervals.interval(lift, signed=True),
+                "lift": "" if lift is None else intervals.verdict(lift),
+            }
+        )
+    st.subheader("Bootstrap intervals at the run's K")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare-intervals")
+    with shown_errors("difference of lifts"):
+        diff = intervals.lift_difference(a, b)
+        if diff is None:
+            st.caption(
+                "No paired difference of lifts: it needs both models, with their random-init "
+                "twins, bootstrapped in one run."
+            )
+            return
+        st.markdown(
+            f"**Lift of {a.name} minus lift of {b.name}** ({diff['superclasses']}, "
+            f"{int(diff['n'])} paired resamples): {intervals.interval(diff, signed=True)}, "
+            f"{intervals.verdict(diff)}"
+        )
 
 
 def _column(model: data.ModelData, run: Run, k: int, tau: float, side: str) -> None:

@@ -7,14 +7,12 @@ of the intervals at K (relevance, top-1, lift over the random-init twin), read f
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
 from semprobe.app import data
 from semprobe.app.page import keep_valid, shown_errors, summary_row
-from semprobe.bootstrap import established
+from semprobe.app.views import intervals
 from semprobe.errors import SemprobeError
 from semprobe.plots import relevance_curve_figure
 
@@ -56,8 +54,7 @@ def _superclass_rows(model: data.ModelData) -> list[dict[str, object]]:
 
 def _curve(model: data.ModelData, source: str | None) -> pd.DataFrame | None:
     """The model's relevance curve against ``source`` (None: its primary grouping)."""
-    primary = ((model.summary or {}).get("superclasses") or {}).get("source")
-    if source is None or source == primary:
+    if source is None or source == intervals.primary_source(model):
         return data.table(model.run_path, model.stamp, model.name, "relevance/curve.csv")
     table = data.table(
         model.run_path, model.stamp, model.name, "relevance/curves_by_superclasses.csv"
@@ -107,12 +104,10 @@ def show(models: dict[str, data.ModelData]) -> None:
         format_func=lambda k: f"{k} ({models[k].kind})",
     )
     named = {f"{k} ({models[k].kind})": curves[k] for k in chosen}
-    boots = _bootstraps({k: models[k] for k in chosen}, source)
+    boots = intervals.bootstraps({k: models[k] for k in chosen}, source)
     if named:
-        bars = {
-            f"{k} ({models[k].kind})": b[b["statistic"] == "curve_mean"] for k, b in boots.items()
-        }
-        st.plotly_chart(relevance_curve_figure(named, source, bars))
+        label = {k: f"{k} ({models[k].kind})" for k in chosen}
+        st.plotly_chart(relevance_curve_figure(named, source, intervals.curve_bars(boots, label)))
     st.caption(
         "Lines: mean relevance over the non-isolated categories; bands: permutation "
         "null (mean +- 2 sd), where category -> superclass labels are shuffled."
@@ -131,60 +126,21 @@ def show(models: dict[str, data.ModelData]) -> None:
         st.dataframe(pd.DataFrame(by_source), hide_index=True)
 
 
-BOOTSTRAP_COLUMNS = {"statistic", "superclasses", "k", "estimate", "low", "high", "n"}
-
-
-def _bootstraps(models: dict[str, data.ModelData], source: str | None) -> dict[str, pd.DataFrame]:
-    """Each model's bootstrap intervals against ``source`` (None: primary), where it has them."""
-    found: dict[str, pd.DataFrame] = {}
-    for key, model in models.items():
-        with shown_errors(f"{key}: bootstrap intervals"):
-            table = data.table(model.run_path, model.stamp, model.name, "relevance/bootstrap.csv")
-            if table is None:
-                continue
-            missing = BOOTSTRAP_COLUMNS - set(table.columns)
-            if missing:
-                raise SemprobeError(f"bootstrap.csv lacks the columns {sorted(missing)}")
-            primary = ((model.summary or {}).get("superclasses") or {}).get("source")
-            wanted = source if source is not None else primary
-            keep = (table["superclasses"] == wanted) | (table["statistic"] == "top1")
-            found[key] = table[keep].reset_index(drop=True)
-    return found
-
-
-def _interval(row: pd.Series | None, signed: bool = False) -> str:
-    if row is None or any(math.isnan(float(row[c])) for c in ("estimate", "low", "high")):
-        return "-"
-    form = "{:+.3f}" if signed else "{:.3f}"
-    return f"{form.format(row['estimate'])} [{form.format(row['low'])}, {form.format(row['high'])}]"
-
-
 def _show_intervals(models: dict[str, data.ModelData], boots: dict[str, pd.DataFrame]) -> None:
     """The intervals at K of every bootstrapped model, and whether its lift is established."""
     rows = []
     for key, boot in boots.items():
-
-        def first(statistic: str, table: pd.DataFrame = boot) -> pd.Series | None:
-            found = table[table["statistic"] == statistic]
-            return found.iloc[0] if len(found) else None
-
-        lift = first("lift_vs_random_init")
+        lift = intervals.first(boot, "lift_vs_random_init")
         rows.append(
             {
                 "run": models[key].run_label,
                 "model": models[key].name,
                 "resamples": int(boot["n"].max()),
-                "relevance mean": _interval(first("relevance_mean")),
-                "top1": _interval(first("top1")),
-                "lift vs random init": _interval(lift, signed=True),
-                "lift": "" if lift is None else _verdict(lift),
+                "relevance mean": intervals.interval(intervals.first(boot, "relevance_mean")),
+                "top1": intervals.interval(intervals.first(boot, "top1")),
+                "lift vs random init": intervals.interval(lift, signed=True),
+                "lift": "" if lift is None else intervals.verdict(lift),
             }
         )
     st.subheader("Bootstrap intervals at K")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
-
-
-def _verdict(row: pd.Series) -> str:
-    return (
-        "established" if established(float(row["low"]), float(row["high"])) else ("not established")
-    )
