@@ -73,6 +73,71 @@ def single_thread() -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
+def simplex_probabilities(logits: np.ndarray, simplex: int, vocab: int, tau: float) -> np.ndarray:
+    """The ``(N, V)`` SEM output of one simplex at ``tau``."""
+    z = simplex_columns(logits, simplex, vocab)
+    with single_thread():
+        return sem_softmax(torch.from_numpy(z), 1, vocab, tau).numpy()
+
+
+#: Bands of a vertex's activation rank (fractions of the test images, highest first), as
+#: feature dashboards show examples across the whole range and not only the top ones.
+QUANTILE_BANDS = (
+    ("top 1 %", 0.99, 1.0),
+    ("90-99 %", 0.90, 0.99),
+    ("50-90 %", 0.50, 0.90),
+    ("10-50 %", 0.10, 0.50),
+    ("bottom 10 %", 0.0, 0.10),
+)
+
+
+def quantile_examples(
+    activation: np.ndarray,
+    per_band: int,
+    bands: Sequence[tuple[str, float, float]] = QUANTILE_BANDS,
+) -> list[tuple[str, np.ndarray]]:
+    """``per_band`` test images from each band of ``activation``'s ranks, highest first.
+
+    The images are ranked by activation (ties by index); a band ``(name, lo, hi)`` holds the
+    ranks between the ``lo`` and ``hi`` quantiles, and its examples are evenly spaced through it,
+    so that they show the band's whole range. A band with no image (tiny N) is left out.
+
+    Returns
+    -------
+    list of (str, numpy.ndarray)
+        The band's name and up to ``per_band`` image indices, highest activation first.
+    """
+    n = len(activation)
+    ascending = np.lexsort((np.arange(n), activation))
+    out = []
+    for name, lo, hi in bands:
+        start, stop = math.floor(lo * n), math.floor(hi * n) if hi < 1 else n
+        if stop <= start:
+            continue
+        positions = np.unique(np.linspace(start, stop - 1, min(per_band, stop - start)).round())
+        out.append((name, ascending[positions.astype(np.int64)][::-1].copy()))
+    return out
+
+
+def vertex_votes(
+    coef: np.ndarray, feature: int, class_names: Sequence[str], top: int = 5
+) -> pd.DataFrame:
+    """The classes the probe weight of ``feature`` pushes most up and most down.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``class, weight``: the ``top`` largest positive weights (largest first), then the ``top``
+        most negative (most negative last); a sign with no weight is left out.
+    """
+    w = np.asarray(coef[:, feature], dtype=np.float64)
+    order = np.lexsort((np.arange(len(w)), -w))
+    up = [c for c in order[:top] if w[c] > 0]
+    down = [c for c in order[::-1][:top] if w[c] < 0][::-1]
+    chosen = up + down
+    return pd.DataFrame({"class": [class_names[c] for c in chosen], "weight": w[chosen]})
+
+
 def top_indices(values: np.ndarray, margin: np.ndarray, top: int) -> np.ndarray:
     """Indices of the ``top`` largest ``values``; ties by larger ``margin``, then lower index."""
     n = len(values)
@@ -143,8 +208,8 @@ def simplex_view(
     simplex's columns (``bins`` dividing its 256 quantile bins costs no extra pass).
     """
     z = simplex_columns(logits, simplex, vocab)
+    probs = simplex_probabilities(logits, simplex, vocab, tau)
     with single_thread():
-        probs = sem_softmax(torch.from_numpy(z), 1, vocab, tau).numpy()
         # One worker: for N x V values a thread pool costs more than it saves.
         report = entropy_report(z, 1, vocab, [tau], bins=bins, num_threads=1)
     n = z.shape[0]

@@ -314,6 +314,15 @@ def feature_names(model: ModelData, n_features: int) -> list[str]:
     return [f"f{j}" for j in range(n_features)]
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def simplex_probabilities(
+    run_path: str, stamp: str, name: str, simplex: int, tau: float
+) -> np.ndarray:
+    """The ``(N, V)`` SEM output of one simplex over the test images at ``tau``."""
+    model = _model(run_path, stamp, name)
+    return compute.simplex_probabilities(logits(run_path, stamp, name), simplex, model.vocab, tau)
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def simplex_view(
     run_path: str, stamp: str, name: str, simplex: int, tau: float, top: int = 8

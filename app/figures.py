@@ -78,6 +78,24 @@ def image_data_uri(image: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _image_grid(images: Sequence[str], captions: Sequence[str], tooltips: Sequence[str]) -> str:
+    return "".join(
+        f'<figure><img src="{uri}" alt="{html.escape(tip)}" title="{html.escape(tip)}">'
+        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for uri, cap, tip in zip(images, captions, tooltips, strict=True)
+    )
+
+
+def band_html(
+    title: str, images: Sequence[str], captions: Sequence[str], tooltips: Sequence[str]
+) -> str:
+    """A row of example images under a title (every text escaped here)."""
+    return (
+        f'<div class="sp-vertex"><div class="sp-head">{html.escape(title)}</div>'
+        f'<div class="sp-grid">{_image_grid(images, captions, tooltips)}</div></div>'
+    )
+
+
 def vertex_html(
     title: str,
     images: Sequence[str],
@@ -90,11 +108,7 @@ def vertex_html(
     Drawn as HTML (a few kB per vertex) because it is redrawn on every simplex switch; ``title``
     may hold ``<b>`` tags, every other text is escaped here.
     """
-    figures = "".join(
-        f'<figure><img src="{uri}" alt="{html.escape(tip)}" title="{html.escape(tip)}">'
-        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
-        for uri, cap, tip in zip(images, captions, tooltips, strict=True)
-    )
+    figures = _image_grid(images, captions, tooltips)
     rows = "".join(
         f'<div class="sp-bar"><span class="name" title="{html.escape(str(name))}">'
         f"{html.escape(str(name))}</span>"
@@ -114,6 +128,47 @@ def entropy_histogram_data(counts: np.ndarray, edges: np.ndarray) -> pd.DataFram
     """A histogram as a table: bin edges and fraction of samples."""
     total = max(int(counts.sum()), 1)
     return pd.DataFrame({"H from": edges[:-1], "H to": edges[1:], "fraction": counts / total})
+
+
+def activation_histogram_data(counts: np.ndarray, edges: np.ndarray) -> pd.DataFrame:
+    """A histogram of activations as a table: bin edges and fraction of samples."""
+    total = max(int(counts.sum()), 1)
+    return pd.DataFrame({"from": edges[:-1], "to": edges[1:], "fraction": counts / total})
+
+
+def activation_histogram_spec(height: int = 220) -> dict[str, Any]:
+    """Vega-Lite histogram of a vertex's activation on ``[0, 1]``."""
+    return {
+        "height": height,
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "x": {
+                "field": "from",
+                "type": "quantitative",
+                "bin": {"binned": True},
+                "scale": {"domain": [0, 1]},
+                "title": "activation (SEM output of the vertex)",
+            },
+            "x2": {"field": "to"},
+            "y": {"field": "fraction", "type": "quantitative", "title": "fraction of test images"},
+        },
+    }
+
+
+def votes_spec(height: int = 240) -> dict[str, Any]:
+    """Vega-Lite signed horizontal bars: ``class`` by ``weight``, coloured by sign."""
+    return {
+        "height": height,
+        "mark": {"type": "bar", "tooltip": True},
+        "encoding": {
+            "y": {"field": "class", "type": "nominal", "sort": None, "title": None},
+            "x": {"field": "weight", "type": "quantitative", "title": "probe weight"},
+            "color": {
+                "condition": {"test": "datum.weight > 0", "value": "#2a7ab0"},
+                "value": "#c0392b",
+            },
+        },
+    }
 
 
 def entropy_histogram_spec(log_v: float, height: int = 220) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import streamlit as st
 
 from semprobe.app import compute, data, figures
 from semprobe.app.page import number
+from semprobe.app.views import vertex
 from semprobe.errors import SemprobeError
 from semprobe.rundir import Run
 from semprobe.simplex_information import run_assignments, run_information, simplex_agreement
@@ -131,6 +132,7 @@ def show(model: data.ModelData, run: Run, tau: float) -> None:
             st.dataframe(here[["concept", "categories", "coherent"]], height=240)
         else:
             st.caption("No vertex of this simplex is kept in W_K.")
+    vertex.show(model, run, simplex, tau)
     _vertices(model, run, view, here)
 
 
