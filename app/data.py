@@ -28,6 +28,7 @@ from semprobe.app import compute
 from semprobe.entropy import EntropyReport, entropy_report
 from semprobe.errors import SemprobeError
 from semprobe.graph import FeatureCategoryGraph, sem_feature_name, top_k_graph, two_neighbours
+from semprobe.interventions import LinearProbe
 from semprobe.relevance import RelevanceResult, relevance
 from semprobe.rundir import RUN_FILE, Run
 from semprobe.validation import check_class_indices, check_int, check_tau
@@ -262,10 +263,16 @@ def logits(run_path: str, stamp: str, name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Probe:
-    """The probe of a model: weights ``coef`` (classes x features), read-only float64."""
+    """The probe of a model: weights ``coef`` (classes x features), read-only float64.
+
+    ``input_mean`` and ``input_std`` (features,) are the standardisation of its inputs, None
+    for raw inputs or a run made before probe.npz kept them.
+    """
 
     coef: np.ndarray
     intercept: np.ndarray
+    input_mean: np.ndarray | None = None
+    input_std: np.ndarray | None = None
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -277,6 +284,10 @@ def probe(run_path: str, stamp: str, name: str) -> Probe:
         with np.load(path, allow_pickle=False) as npz:
             coef = np.array(npz["coef"], dtype=np.float64)
             intercept = np.array(npz["intercept"], dtype=np.float64)
+            scaling = [
+                np.array(npz[key], dtype=np.float64) if key in npz else None
+                for key in ("input_mean", "input_std")
+            ]
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise SemprobeError(f"cannot read {path}: {exc}") from None
     if coef.ndim != 2 or coef.shape[0] != len(run.class_names) or not np.isfinite(coef).all():
@@ -284,8 +295,38 @@ def probe(run_path: str, stamp: str, name: str) -> Probe:
             f"{path}: coef must be finite (classes={len(run.class_names)}, features), got "
             f"{coef.shape}"
         )
-    coef.setflags(write=False)
-    return Probe(coef, intercept)
+    for array in (coef, intercept, *(a for a in scaling if a is not None)):
+        array.setflags(write=False)
+    return Probe(coef, intercept, *scaling)
+
+
+def linear_probe(model: ModelData) -> LinearProbe:
+    """The model's probe as :mod:`semprobe.interventions` applies it to edited SEM outputs.
+
+    Raises
+    ------
+    SemprobeError
+        If the probe does not read the SEM output, a class is missing from its intercept, or
+        the probe was fitted on standardised inputs whose scaling the run does not hold.
+    """
+    if not model.sem_features:
+        raise SemprobeError(f"{model.key}: the probe reads the backbone, not the SEM output")
+    p = probe(model.run_path, model.stamp, model.name)
+    if p.intercept.shape != (p.coef.shape[0],):
+        raise SemprobeError(
+            f"{model.key}: the probe has {len(p.intercept)} intercepts for {p.coef.shape[0]} "
+            "classes (a class had no training image)"
+        )
+    standardized = bool(model.setting("standardize", True))
+    if standardized and (p.input_mean is None or p.input_std is None):
+        raise SemprobeError(
+            f"{model.key}: probe.npz lacks the input scaling (a run made before semprobe kept "
+            "it); run the relevance analysis again to intervene"
+        )
+    tau = float(model.setting("tau", None) or model.tau)
+    if standardized:
+        return LinearProbe(p.coef, p.intercept, tau, p.input_mean, p.input_std)
+    return LinearProbe(p.coef, p.intercept, tau)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

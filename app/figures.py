@@ -46,7 +46,7 @@ def class_bars(class_means: np.ndarray, class_names: Sequence[str], top: int = 5
 
 VERTEX_CSS = """
 <style>
-.sp-vertex {border-top: 1px solid rgba(128,128,128,0.25); padding: 6px 0 4px 0;}
+.sp-vertex, .sp-band {border-top: 1px solid rgba(128,128,128,0.25); padding: 6px 0 4px 0;}
 .sp-head {font-size: 0.95rem; margin-bottom: 4px;}
 .sp-row {display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start;}
 .sp-grid {display: flex; flex-wrap: wrap; gap: 6px;}
@@ -91,7 +91,7 @@ def band_html(
 ) -> str:
     """A row of example images under a title (every text escaped here)."""
     return (
-        f'<div class="sp-vertex"><div class="sp-head">{html.escape(title)}</div>'
+        f'<div class="sp-band"><div class="sp-head">{html.escape(title)}</div>'
         f'<div class="sp-grid">{_image_grid(images, captions, tooltips)}</div></div>'
     )
 

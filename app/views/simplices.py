@@ -17,7 +17,7 @@ import streamlit as st
 
 from semprobe.app import compute, data, figures
 from semprobe.app.page import number
-from semprobe.app.views import vertex
+from semprobe.app.views import intervene, vertex
 from semprobe.errors import SemprobeError
 from semprobe.rundir import Run
 from semprobe.simplex_information import run_assignments, run_information, simplex_agreement
@@ -133,6 +133,7 @@ def show(model: data.ModelData, run: Run, tau: float) -> None:
         else:
             st.caption("No vertex of this simplex is kept in W_K.")
     vertex.show(model, run, simplex, tau)
+    intervene.show(model, run, simplex)
     _vertices(model, run, view, here)
 
 

@@ -21,7 +21,16 @@ from semprobe.sem import sem_softmax
 def probe_inputs(
     train: FeatureSet, test: FeatureSet, representation: str, tau: float, standardize: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The probe's train and test matrices for one representation.
+    """The probe's train and test matrices for one representation (:func:`standardized_inputs`
+    without the standardisation's statistics)."""
+    x_train, x_test, _ = standardized_inputs(train, test, representation, tau, standardize)
+    return x_train, x_test
+
+
+def standardized_inputs(
+    train: FeatureSet, test: FeatureSet, representation: str, tau: float, standardize: bool = True
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The probe's train and test matrices for one representation, and how they were scaled.
 
     ``sem`` is the SEM output at ``tau``; ``backbone`` the backbone features (f_base); ``logits``
     the embedder's pre-softmax output. With ``standardize`` every column is centred and scaled by
@@ -32,6 +41,15 @@ def probe_inputs(
     Matrices larger than :data:`semprobe.features.IN_MEMORY_LIMIT` (as float32) are computed block
     by block into float16 files in the cache directory and returned memory-mapped, so the
     paper-scale 50,000 x 65,000 case never sits in memory.
+
+    Returns
+    -------
+    x_train, x_test:
+        ``(n_train, F)`` and ``(n_test, F)``.
+    scaling:
+        ``(mean, std)``, each ``(F,)`` float32, with ``x = (features - mean) / std``; None
+        without ``standardize``. Whoever applies the probe to new inputs (an intervention) needs
+        them.
     """
     width = _width(train, representation)
     # Read at call time (tests lower the limit to exercise the memory-mapped path).
@@ -40,10 +58,10 @@ def probe_inputs(
         x_train = _block(train, representation, tau, 0, len(train.labels))
         x_test = _block(test, representation, tau, 0, len(test.labels))
         if not standardize:
-            return x_train, x_test
+            return x_train, x_test, None
         mean = x_train.mean(axis=0, dtype=np.float64).astype(np.float32)
         std = x_train.std(axis=0, dtype=np.float64).astype(np.float32) + np.float32(1e-6)
-        return (x_train - mean) / std, (x_test - mean) / std
+        return (x_train - mean) / std, (x_test - mean) / std, (mean, std)
     name = representation + (f"_tau{tau:g}" if representation == "sem" else "")
     name += "_std" if standardize else ""
     mean = np.zeros(width, dtype=np.float32)
@@ -53,6 +71,7 @@ def probe_inputs(
     return (
         _to_file(train, representation, tau, mean, std, train.directory / f"probe_{name}.npy"),
         _to_file(test, representation, tau, mean, std, test.directory / f"probe_{name}.npy"),
+        (mean, std) if standardize else None,
     )
 
 

@@ -18,9 +18,9 @@ from semprobe.analysis.bootstrap import (
     write_bootstrap,
 )
 from semprobe.analysis.groupings import Grouping, resolve_groupings
-from semprobe.analysis.inputs import fit_probe, probe_inputs
+from semprobe.analysis.inputs import fit_probe, standardized_inputs
 from semprobe.analysis.settings import RelevanceSettings
-from semprobe.atomic import write_json
+from semprobe.atomic import atomic_path, write_json
 from semprobe.checkpoint import LoadedModel, random_init_model
 from semprobe.concepts import feature_concepts, simplex_concepts
 from semprobe.errors import SemprobeError
@@ -102,9 +102,11 @@ def analyse_model(
     folder = out / name
     rel = folder / "relevance"
     rel.mkdir(parents=True, exist_ok=True)
-    x_train, x_test = probe_inputs(train, test, representation, tau, settings.standardize)
+    x_train, x_test, scaling = standardized_inputs(
+        train, test, representation, tau, settings.standardize
+    )
     weights, probe_stats, probe = _fit_and_save_probe(
-        x_train, x_test, train, test, settings, options.device, rel / "probe.npz"
+        x_train, x_test, train, test, settings, options.device, rel / "probe.npz", scaling
     )
     graph = top_k_graph(weights, settings.k, rule=settings.rule)
     ks = [k for k in range(1, settings.k_max + 1) if k <= n_features]
@@ -168,17 +170,28 @@ def _fit_and_save_probe(
     settings: RelevanceSettings,
     device: str,
     path: Path,
+    scaling: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[np.ndarray, dict[str, Any], SparseLogisticProbe]:
-    """The probe's ``C x F`` weights (zero rows for classes absent from train), stats, probe."""
+    """The probe's ``C x F`` weights (zero rows for classes absent from train), stats, probe.
+
+    ``probe.npz`` holds the weights, the intercept and, for standardised inputs, their
+    ``input_mean`` and ``input_std``: with them the probe can be applied to edited inputs
+    (:mod:`semprobe.interventions`).
+    """
     probe, stats = fit_probe(x_train, train.labels, x_test, test.labels, settings, device)
     weights = np.zeros((len(train.class_names), probe.coef_.shape[1]), dtype=np.float64)
     weights[np.asarray(probe.classes_, dtype=np.int64)] = probe.coef_
-    np.savez(
-        path,
-        coef=weights.astype(np.float32),
-        intercept=np.asarray(probe.intercept_, dtype=np.float32),
-        classes=np.asarray(probe.classes_),
-    )
+    arrays: dict[str, np.ndarray] = {}
+    if scaling is not None:
+        arrays = {"input_mean": scaling[0], "input_std": scaling[1]}
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(
+            tmp,
+            coef=weights.astype(np.float32),
+            intercept=np.asarray(probe.intercept_, dtype=np.float32),
+            classes=np.asarray(probe.classes_),
+            **arrays,
+        )
     return weights, stats, probe
 
 
