@@ -138,6 +138,63 @@ def vertex_votes(
     return pd.DataFrame({"class": [class_names[c] for c in chosen], "weight": w[chosen]})
 
 
+def features_for_classes(
+    coef: np.ndarray, classes: Sequence[int], vocab: int, top: int = 20
+) -> pd.DataFrame:
+    """The SEM features whose probe weight, averaged over ``classes``, is largest.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``simplex, vertex, feature, weight``: the ``top`` features with positive mean weight,
+        largest first (ties by feature index).
+    """
+    w = np.asarray(coef, dtype=np.float64)[list(classes)].mean(axis=0)
+    order = [j for j in np.lexsort((np.arange(len(w)), -w))[:top] if w[j] > 0]
+    chosen = np.asarray(order, dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "simplex": chosen // vocab,
+            "vertex": chosen % vocab,
+            "feature": chosen,
+            "weight": w[chosen],
+        }
+    )
+
+
+def simplex_contributions(
+    inputs: np.ndarray, coef_row: np.ndarray, sem: np.ndarray, vocab: int
+) -> pd.DataFrame:
+    """Each simplex's share of one class's probe score for one image, largest first.
+
+    ``inputs`` is the probe's ``(L*V,)`` input for the image (standardised where the probe was),
+    ``coef_row`` the class's ``(L*V,)`` weights and ``sem`` the image's SEM output. The score
+    is ``inputs @ coef_row + intercept``; simplex ``s`` contributes the sum over its V features.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``simplex, vertex, activation, contribution``: the image's largest vertex in each
+        simplex, its activation and the simplex's contribution, ordered by contribution.
+    """
+    n_simplices = len(inputs) // vocab
+    parts = (
+        (np.asarray(inputs, dtype=np.float64) * np.asarray(coef_row, dtype=np.float64))
+        .reshape(n_simplices, vocab)
+        .sum(axis=1)
+    )
+    states = np.asarray(sem, dtype=np.float64).reshape(n_simplices, vocab)
+    order = np.lexsort((np.arange(n_simplices), -parts))
+    return pd.DataFrame(
+        {
+            "simplex": order,
+            "vertex": states.argmax(axis=1)[order],
+            "activation": states.max(axis=1)[order],
+            "contribution": parts[order],
+        }
+    )
+
+
 def top_indices(values: np.ndarray, margin: np.ndarray, top: int) -> np.ndarray:
     """Indices of the ``top`` largest ``values``; ties by larger ``margin``, then lower index."""
     n = len(values)

@@ -24,6 +24,7 @@ from semprobe.app.views import (
     relevance,
     robustness,
     runs,
+    search,
     simplices,
     transfer,
 )
@@ -67,6 +68,8 @@ def main() -> None:
         with shown_errors(chosen.key):
             if view == "Simplices":
                 simplices.show(chosen, run_of[chosen.key], tau)
+            elif view == "Search":
+                search.show(chosen, run_of[chosen.key])
             elif view == "Graph":
                 graph.show(chosen, run_of[chosen.key])
             elif view == "Entropy":

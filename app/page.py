@@ -23,7 +23,8 @@ from semprobe.rundir import Run
 
 # The view names are also the values of the ``view`` URL parameter (``?view=Graph``).
 # The last four are the evaluation protocols' (app/views/knn.py, linear.py, robustness.py, ...).
-VIEWS: tuple[str, ...] = ("Runs", "Simplices", "Graph", "Relevance", "Entropy", "Compare")
+VIEWS: tuple[str, ...] = ("Runs", "Simplices", "Search", "Graph", "Relevance", "Entropy")
+VIEWS += ("Compare",)
 VIEWS += ("kNN", "Linear protocol", "Robustness", "Transfer")
 
 

@@ -39,7 +39,7 @@ def test_simplex_browser_in_chromium(run_dir: Path, tmp_path: Path) -> None:
         wait_for_text(driver, "Simplex 0", timeout=90)
         heading = driver.find_elements(By.XPATH, "//h2[contains(., 'Simplex 0')]")
         assert heading, "no 'Simplex 0' heading"
-        images = driver.find_elements(By.CSS_SELECTOR, ".sp-grid img")
+        images = driver.find_elements(By.CSS_SELECTOR, ".sp-vertex .sp-grid img")
         assert len(images) == V * TOP
         # Every thumbnail decoded: a 32 x 32 image shown upscaled.
         decoded = driver.execute_script(
@@ -58,6 +58,34 @@ def test_simplex_browser_in_chromium(run_dir: Path, tmp_path: Path) -> None:
         field.send_keys("4", Keys.ENTER)
         wait_for_text(driver, "Simplex 4", timeout=60)
         assert driver.find_elements(By.XPATH, "//h2[contains(., 'Simplex 4')]")
-        assert len(driver.find_elements(By.CSS_SELECTOR, ".sp-grid img")) == V * TOP
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".sp-vertex .sp-grid img")) == V * TOP
         assert "simplex=4" in driver.current_url
         assert driver.save_screenshot(str(tmp_path / "simplex-4.png"))
+
+
+def test_search_and_intervention_in_chromium(run_dir: Path) -> None:
+    """A user searches by test image, then sets a simplex of that image to another vertex."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    model = f"{run_dir.name}/sem"
+    with serve([str(run_dir)]) as url, chromium(1400, 1400) as driver:
+        driver.get(page_url(url, "Search", model=model))
+        wait_for_text(driver, "Search by", timeout=90)
+        driver.find_element(By.XPATH, "//label[.//p[normalize-space()='test image']]").click()
+        wait_for_text(driver, "the probe predicts", timeout=60)
+        field = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Test image"]')
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("9", Keys.ENTER)
+        wait_for_text(driver, "Test image 9:", timeout=60)
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+        driver.get(page_url(url, "Simplices", model=model, simplex="2"))
+        wait_for_text(driver, "Intervene on this simplex", timeout=90)
+        field = driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Test image"]')
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys("9", Keys.ENTER)
+        wait_for_text(driver, "Simplex 2 of test image 9 (", timeout=60)
+        assert "set to vertex 0 (one-hot)" in driver.find_element(By.TAG_NAME, "body").text
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+        assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"] [kind="error"]')
