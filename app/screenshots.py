@@ -30,7 +30,9 @@ CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 #: View name -> (file name, extra URL parameters, text to wait for).
 SHOTS: dict[str, tuple[str, dict[str, str], str]] = {
-    "Simplices": ("dashboard-simplex.png", {}, "Simplex"),
+    "Runs": ("dashboard-runs.png", {}, "Runs"),
+    "Simplices": ("dashboard-simplex.png", {}, "Intervene on this simplex"),
+    "Search": ("dashboard-search.png", {"search_by": "test image"}, "the probe predicts"),
     "Graph": ("dashboard-graph.png", {}, "2-neighbours of"),
     "Relevance": ("dashboard-relevance.png", {}, "Relevance vs K"),
     "Entropy": ("dashboard-entropy.png", {}, "Mean entropy per class"),

@@ -96,6 +96,9 @@ def synthetic_run(
             coef=coef.astype(np.float32),
             intercept=np.zeros(n_classes, np.float32),
             classes=np.arange(n_classes),
+            # The scaling the simplex browser's interventions apply before the weights.
+            input_mean=x.mean(axis=0).astype(np.float32),
+            input_std=np.full(x.shape[1], x.std() + 1e-6, dtype=np.float32),
         )
         graph = top_k_graph(coef, k)
         test = relevance_with_null(graph, supers, k, n_permutations=permutations, seed=seed)
@@ -288,11 +291,13 @@ def browser_timings(
     }
 
 
-def run(smoke: bool = False, browser: bool | None = None) -> dict[str, Any]:
+def run(
+    smoke: bool = False, browser: bool | None = None, num_simplices: int | None = None
+) -> dict[str, Any]:
     """Time the dashboard on a synthetic run; ``smoke`` uses a tiny run and fewer repeats.
 
     ``browser`` (default: when not ``smoke`` and Chromium is installed) adds the timings of
-    :func:`browser_timings`.
+    :func:`browser_timings`; ``num_simplices`` replaces L (64; the paper's models have 5000).
     """
     import streamlit as st
 
@@ -301,7 +306,8 @@ def run(smoke: bool = False, browser: bool | None = None) -> dict[str, Any]:
     if browser is None:
         browser = not smoke and missing_browser() is None
 
-    per_class, num_simplices, vocab = (2, 16, 8) if smoke else (100, 64, 13)
+    per_class, simplices, vocab = (2, 16, 8) if smoke else (100, 64, 13)
+    num_simplices = num_simplices or simplices
     repeats = 3 if smoke else 9
     previous = os.environ.get("SEMPROBE_RUNS")
     with tempfile.TemporaryDirectory() as tmp:
@@ -369,8 +375,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run, a few repeats")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
+    parser.add_argument("--simplices", type=int, help="L of the SEM model (default 64)")
     args = parser.parse_args()
-    print(json.dumps(run(smoke=args.smoke, browser=False if args.no_browser else None), indent=2))
+    browser = False if args.no_browser else None
+    print(json.dumps(run(args.smoke, browser, args.simplices), indent=2))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def show(model: data.ModelData, run: Run) -> None:
     if not model.has_sem:
         st.info(f"{model.key} is a baseline without a SEM layer: it has no simplices to search.")
         return
-    mode = st.radio("Search by", MODES, horizontal=True, key="search_by")
+    mode = st.radio("Search by", MODES, horizontal=True, key="search_by", bind="query-params")
     with shown_errors(f"{model.key}: search"):
         if mode == MODES[0]:
             _by_class(model, run)
