@@ -24,6 +24,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from semprobe import interventions
 from semprobe.app import compute
 from semprobe.entropy import EntropyReport, entropy_report
 from semprobe.errors import SemprobeError
@@ -362,6 +363,14 @@ def simplex_probabilities(
     """The ``(N, V)`` SEM output of one simplex over the test images at ``tau``."""
     model = _model(run_path, stamp, name)
     return compute.simplex_probabilities(logits(run_path, stamp, name), simplex, model.vocab, tau)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def vertex_profiles(run_path: str, stamp: str, name: str, simplex: int, tau: float) -> np.ndarray:
+    """:func:`semprobe.interventions.vertex_profiles` of one simplex over the test split."""
+    model = _model(run_path, stamp, name)
+    z = logits(run_path, stamp, name)
+    return interventions.vertex_profiles(z, model.num_simplices, model.vocab, simplex, tau)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

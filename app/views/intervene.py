@@ -15,7 +15,7 @@ import streamlit as st
 
 from semprobe.app import data
 from semprobe.app.page import shown_errors
-from semprobe.interventions import VALUES, intervene, vertex_effects, vertex_profiles
+from semprobe.interventions import VALUES, intervene, vertex_effects
 from semprobe.rundir import Run
 
 SCOPES = ("one test image", "every test image of a class")
@@ -51,7 +51,7 @@ def show(model: data.ModelData, run: Run, simplex: int) -> None:
         )
         value = str(value_col.radio("as", VALUES, key="intervene_value"))
         # Mean profiles over the whole test split: points the model actually produces.
-        profiles = vertex_profiles(logits, model.num_simplices, model.vocab, simplex, probe.tau)
+        profiles = data.vertex_profiles(model.run_path, model.stamp, model.name, simplex, probe.tau)
         edited = np.asarray(logits[rows], dtype=np.float64)
         edit = intervene(
             edited, probe, model.num_simplices, model.vocab, simplex, vertex, value, profiles
@@ -72,7 +72,7 @@ def _effects(model: data.ModelData, simplex: int, rows: tuple[int, ...], value: 
     """:func:`vertex_effects` of ``rows`` (V edits of the probe's full input: kept per choice)."""
     probe = data.linear_probe(model)
     logits = data.logits(model.run_path, model.stamp, model.name)
-    profiles = vertex_profiles(logits, model.num_simplices, model.vocab, simplex, probe.tau)
+    profiles = data.vertex_profiles(model.run_path, model.stamp, model.name, simplex, probe.tau)
     edited = np.asarray(logits[list(rows)], dtype=np.float64)
     return vertex_effects(edited, probe, model.num_simplices, model.vocab, simplex, value, profiles)
 
