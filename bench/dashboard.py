@@ -63,6 +63,7 @@ def synthetic_run(
     from semprobe.graph import sem_feature_name, to_networkx, top_k_graph, write_graphml
     from semprobe.relevance import relevance_curve, relevance_with_null
     from semprobe.rundir import building_run, write_dataset_files, write_run_metadata
+    from semprobe.simplex_information import keep_information
 
     rng = np.random.default_rng(seed)
     images, labels = synthetic.make_split("test", per_class, seed=seed)
@@ -180,6 +181,9 @@ def synthetic_run(
         probs = np.exp(grouped - grouped.max(axis=2, keepdims=True))
         probs /= probs.sum(axis=2, keepdims=True)
         probe_files(sem, probs.reshape(n, -1), "sem", spec, "sem", tau, vocab)
+        # As the relevance analysis does: the per-simplex information is computed with the run,
+        # not at the dashboard's first paint.
+        keep_information(sem, z, num_simplices, vocab, labels, class_names, superclass_of)
         pd.DataFrame(
             {
                 "model": "sem",
