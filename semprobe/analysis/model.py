@@ -181,7 +181,7 @@ def _fit_and_save_probe(
     probe, stats = fit_probe(x_train, train.labels, x_test, test.labels, settings, device)
     weights = np.zeros((len(train.class_names), probe.coef_.shape[1]), dtype=np.float64)
     weights[np.asarray(probe.classes_, dtype=np.int64)] = probe.coef_
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}  # Any: np.savez's own keywords would otherwise clash
     if scaling is not None:
         arrays = {"input_mean": scaling[0], "input_std": scaling[1]}
     with atomic_path(path, suffix=".npz") as tmp:
