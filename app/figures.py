@@ -138,21 +138,7 @@ def activation_histogram_data(counts: np.ndarray, edges: np.ndarray) -> pd.DataF
 
 def activation_histogram_spec(height: int = 220) -> dict[str, Any]:
     """Vega-Lite histogram of a vertex's activation on ``[0, 1]``."""
-    return {
-        "height": height,
-        "mark": {"type": "bar", "tooltip": True},
-        "encoding": {
-            "x": {
-                "field": "from",
-                "type": "quantitative",
-                "bin": {"binned": True},
-                "scale": {"domain": [0, 1]},
-                "title": "activation (SEM output of the vertex)",
-            },
-            "x2": {"field": "to"},
-            "y": {"field": "fraction", "type": "quantitative", "title": "fraction of test images"},
-        },
-    }
+    return _histogram_spec(("from", "to"), 1.0, "activation (SEM output of the vertex)", height)
 
 
 def votes_spec(height: int = 240) -> dict[str, Any]:
@@ -173,18 +159,25 @@ def votes_spec(height: int = 240) -> dict[str, Any]:
 
 def entropy_histogram_spec(log_v: float, height: int = 220) -> dict[str, Any]:
     """Vega-Lite histogram of per-sample entropy on ``[0, ln V]``."""
+    return _histogram_spec(
+        ("H from", "H to"), log_v, f"entropy H (nats; ln V = {log_v:.3f})", height
+    )
+
+
+def _histogram_spec(edges: tuple[str, str], top: float, title: str, height: int) -> dict[str, Any]:
+    """Bars of ``fraction`` between the columns ``edges`` on ``[0, top]``."""
     return {
         "height": height,
         "mark": {"type": "bar", "tooltip": True},
         "encoding": {
             "x": {
-                "field": "H from",
+                "field": edges[0],
                 "type": "quantitative",
                 "bin": {"binned": True},
-                "scale": {"domain": [0, log_v]},
-                "title": f"entropy H (nats; ln V = {log_v:.3f})",
+                "scale": {"domain": [0, top]},
+                "title": title,
             },
-            "x2": {"field": "H to"},
+            "x2": {"field": edges[1]},
             "y": {
                 "field": "fraction",
                 "type": "quantitative",

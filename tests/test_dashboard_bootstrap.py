@@ -84,13 +84,7 @@ def test_the_relevance_view_shows_the_bootstrap(
 def test_the_compare_view_shows_intervals_and_the_difference_of_lifts(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SEMPROBE_RUNS", str(run_dir))
-    at = AppTest.from_file(SCRIPT, default_timeout=60)
-    at.query_params["view"] = "Compare"
-    at.run()
-    at.selectbox(key="compare_a").set_value(f"{run_dir.name}/other").run()
-    at.selectbox(key="compare_b").set_value(f"{run_dir.name}/sem").run()
-    assert not at.exception and not at.error, [e.value for e in at.exception]
+    at = _compare(run_dir, monkeypatch, "other", "sem")
 
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     bars = [t for t in figure["data"] if t["name"].endswith(": bootstrap interval")]
@@ -122,13 +116,7 @@ def test_the_compare_view_says_when_no_paired_difference_exists(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A model against its own twin: the twin has no lift, so there is no pair to difference.
-    monkeypatch.setenv("SEMPROBE_RUNS", str(run_dir))
-    at = AppTest.from_file(SCRIPT, default_timeout=60)
-    at.query_params["view"] = "Compare"
-    at.run()
-    at.selectbox(key="compare_a").set_value(f"{run_dir.name}/sem").run()
-    at.selectbox(key="compare_b").set_value(f"{run_dir.name}/sem-random-init").run()
-    assert not at.exception and not at.error
+    at = _compare(run_dir, monkeypatch, "sem", "sem-random-init")
     assert any("No paired difference of lifts" in c.value for c in at.caption)
     table = _intervals_table(at)
     assert table.loc[f"{run_dir.name}/sem-random-init", "lift vs random init"] == "-"
@@ -137,3 +125,15 @@ def test_the_compare_view_says_when_no_paired_difference_exists(
 def _intervals_table(at: AppTest) -> pd.DataFrame:
     frame = next(d.value for d in at.dataframe if "lift vs random init" in d.value.columns)
     return frame.set_index("model")
+
+
+def _compare(run_dir: Path, monkeypatch: pytest.MonkeyPatch, left: str, right: str) -> AppTest:
+    """The comparison view with ``left`` and ``right`` chosen, as a user picks them."""
+    monkeypatch.setenv("SEMPROBE_RUNS", str(run_dir))
+    at = AppTest.from_file(SCRIPT, default_timeout=60)
+    at.query_params["view"] = "Compare"
+    at.run()
+    at.selectbox(key="compare_a").set_value(f"{run_dir.name}/{left}").run()
+    at.selectbox(key="compare_b").set_value(f"{run_dir.name}/{right}").run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    return at

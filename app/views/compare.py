@@ -61,18 +61,8 @@ def _show_intervals(a: data.ModelData, b: data.ModelData, boots: dict[str, pd.Da
         boot = boots.get(model.key)
         if boot is None:
             continue
-        lift = intervals.first(boot, "lift_vs_random_init")
-        rows.append(
-            {
-                "model": model.key,
-                "K": int(boot.loc[boot["statistic"] == "relevance_mean", "k"].max()),
-                "resamples": int(boot["n"].max()),
-                "top1": intervals.interval(intervals.first(boot, "top1")),
-                "relevance mean": intervals.interval(intervals.first(boot, "relevance_mean")),
-                "lift vs random init": intervals.interval(lift, signed=True),
-                "lift": "" if lift is None else intervals.verdict(lift),
-            }
-        )
+        k = int(boot.loc[boot["statistic"] == "relevance_mean", "k"].max())
+        rows.append({"model": model.key, "K": k, **intervals.at_k(boot)})
     st.subheader("Bootstrap intervals at the run's K")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="compare-intervals")
     with shown_errors("difference of lifts"):

@@ -68,6 +68,18 @@ def verdict(row: pd.Series) -> str:
     )
 
 
+def at_k(boot: pd.DataFrame) -> dict[str, object]:
+    """A model's intervals at the run's K as the views' table columns."""
+    lift = first(boot, "lift_vs_random_init")
+    return {
+        "resamples": int(boot["n"].max()),
+        "relevance mean": interval(first(boot, "relevance_mean")),
+        "top1": interval(first(boot, "top1")),
+        "lift vs random init": interval(lift, signed=True),
+        "lift": "" if lift is None else verdict(lift),
+    }
+
+
 def lift_difference(a: data.ModelData, b: data.ModelData) -> pd.Series | None:
     """``a``'s lift minus ``b``'s, paired over one run's resamples (``lift_differences.csv``).
 

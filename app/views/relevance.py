@@ -130,17 +130,7 @@ def _show_intervals(models: dict[str, data.ModelData], boots: dict[str, pd.DataF
     """The intervals at K of every bootstrapped model, and whether its lift is established."""
     rows = []
     for key, boot in boots.items():
-        lift = intervals.first(boot, "lift_vs_random_init")
-        rows.append(
-            {
-                "run": models[key].run_label,
-                "model": models[key].name,
-                "resamples": int(boot["n"].max()),
-                "relevance mean": intervals.interval(intervals.first(boot, "relevance_mean")),
-                "top1": intervals.interval(intervals.first(boot, "top1")),
-                "lift vs random init": intervals.interval(lift, signed=True),
-                "lift": "" if lift is None else intervals.verdict(lift),
-            }
-        )
+        model = models[key]
+        rows.append({"run": model.run_label, "model": model.name, **intervals.at_k(boot)})
     st.subheader("Bootstrap intervals at K")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
