@@ -29,7 +29,7 @@ from semprobe.analysis import (
 )
 from semprobe.analysis.bootstrap import write_lift_differences
 from semprobe.atomic import write_json
-from semprobe.checkpoint import LoadedModel, check_checkpoint_file
+from semprobe.checkpoint import LoadedModel, check_checkpoint_file, random_init_model
 from semprobe.entropy import EntropyReport
 from semprobe.errors import SemprobeError
 from semprobe.extraction import ExtractionOptions, features, load, open_split
@@ -274,12 +274,25 @@ class Study:
             sweep.to_csv(folder / "tau_sweep.csv", index=False)
             outputs.sweeps.append(sweep)
         if "relevance" in self.analyses:
-            outputs.relevance += analyse_with_reference(
+            results = analyse_with_reference(
                 name, item, self.options, self.relevance, work, groupings, taken
             )
+            outputs.relevance += results
+            if "tau_sweep" in self.analyses and len(results) > 1:
+                self._twin_sweep(item, results[1].name, work, outputs)
         run_model_protocols(
             self.analyses, self.protocols, outputs.protocols, name, item, self.options, train, test
         )
+
+    def _twin_sweep(self, item: LoadedModel, twin: str, work: Path, outputs: _Outputs) -> None:
+        """The tau sweep of the random-init twin: whether training helped is read from the
+        linear evaluation (the dense probe), not from the sparse probe that builds W_K."""
+        model = random_init_model(item.spec, self.relevance.seed)
+        train = features(model, self.options, "train")
+        test = features(model, self.options, "test")
+        sweep = tau_sweep(train, test, self.taus, self.probe, twin, self.options.device)
+        sweep.to_csv(work / twin / "tau_sweep.csv", index=False)
+        outputs.sweeps.append(sweep)
 
     def _run(self, out: Path) -> StudyResult:
         # Cheap checks first: a mistyped checkpoint path must not surface as a failed download.
