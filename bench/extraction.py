@@ -36,7 +36,16 @@ def _dataset_name(smoke: bool) -> str:
     return "synthetic:train=2,test=1" if smoke else "synthetic:train=50,test=10"
 
 
-def _throughput(dataset: str, split: str, backbone: str, batch: int, limit: int) -> dict[str, Any]:
+def _throughput(
+    dataset: str,
+    split: str,
+    backbone: str,
+    batch: int,
+    limit: int,
+    device: str = "cpu",
+    workers: int = 0,
+    num_simplices: int = 500,
+) -> dict[str, Any]:
     import torch
     from torch.utils.data import DataLoader, Subset
 
@@ -45,7 +54,8 @@ def _throughput(dataset: str, split: str, backbone: str, batch: int, limit: int)
     from semprobe.model import ModelSpec, SEMModel
 
     torch.manual_seed(0)
-    model = SEMModel(ModelSpec(backbone, num_simplices=500, vocab=13)).eval()
+    model = SEMModel(ModelSpec(backbone, num_simplices=num_simplices, vocab=13)).eval()
+    model = model.to(device)
     images = open_dataset(dataset, split, transform=eval_transform())
     n = min(limit, len(images))
     subset = Subset(images, range(n))
@@ -53,9 +63,10 @@ def _throughput(dataset: str, split: str, backbone: str, batch: int, limit: int)
     def bare() -> None:
         outputs = []
         with torch.no_grad():
-            for x, _ in DataLoader(subset, batch_size=batch, shuffle=False):
-                feats = model.backbone(x)
-                outputs.append(model.embedder(feats))  # type: ignore[misc]
+            loader = DataLoader(subset, batch_size=batch, shuffle=False, num_workers=workers)
+            for x, _ in loader:
+                feats = model.backbone(x.to(device, non_blocking=True))
+                outputs.append(model.embedder(feats).cpu())  # type: ignore[misc]
 
     # The same images through our cache (a fresh cache each time, so nothing is reused).
     from semprobe.data import LabeledImages
@@ -72,7 +83,15 @@ def _throughput(dataset: str, split: str, backbone: str, batch: int, limit: int)
 
     def ours() -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            extract_features(model, limited, tmp, batch_size=batch, progress=False)
+            extract_features(
+                model,
+                limited,
+                tmp,
+                batch_size=batch,
+                num_workers=workers,
+                device=device,
+                progress=False,
+            )
 
     bare()  # warm-up: page cache, allocator, thread pool
     times: dict[str, list[float]] = {"bare": [], "ours": []}
@@ -86,6 +105,9 @@ def _throughput(dataset: str, split: str, backbone: str, batch: int, limit: int)
         "images": n,
         "batch_size": batch,
         "backbone": backbone,
+        "num_simplices": num_simplices,
+        "device": device,
+        "workers": workers,
         "bare_images_per_s": n / bare_s,
         "ours_images_per_s": n / ours_s,
         "overhead": ours_s / bare_s - 1.0,
@@ -166,3 +188,36 @@ def run(smoke: bool = False) -> dict[str, Any]:
         "extraction_rss_growth": (large["peak_rss_mb"] - large["rss_before_extraction_mb"])
         / (small["peak_rss_mb"] - small["rss_before_extraction_mb"]),
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.extraction --throughput DATASET``: only the images/s of both loops."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--throughput", metavar="DATASET", required=True, help="e.g. imagefolder:DIR"
+    )
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--num-simplices", type=int, default=5000, metavar="L")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--limit", type=int, default=5000, help="images timed")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args(argv)
+    speed = _throughput(
+        args.throughput,
+        args.split,
+        args.backbone,
+        args.batch_size,
+        args.limit,
+        args.device,
+        args.workers,
+        args.num_simplices,
+    )
+    print(json.dumps({"name": "extraction_throughput", "ratio": 1.0 + speed["overhead"]} | speed))
+
+
+if __name__ == "__main__":
+    main()

@@ -388,6 +388,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paper-scale-only", action="store_true", help="only the 6.5 GB run")
     parser.add_argument("--epochs", type=int, default=1, help="passes of the paper-scale fit")
     parser.add_argument("--device", default="cpu", help="torch device of the paper-scale fit")
+    parser.add_argument("--rows", type=int, default=50_000, help="rows of the paper-scale run")
+    parser.add_argument("--width", type=int, default=65_000, help="its features (L * 13)")
     parser.add_argument("--child", nargs=2, metavar=("X_NPY", "Y_NPY"), help="internal")
     args = parser.parse_args(argv)
     if args.child:
@@ -400,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.paper_scale_only:
         out = {"name": "probe_paper_scale"} | run_paper_scale(
-            epochs=args.epochs, device=args.device
+            n=args.rows, d=args.width, epochs=args.epochs, device=args.device
         )
     else:
         out = run(smoke=args.smoke)

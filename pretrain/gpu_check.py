@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ from lightning.pytorch import Callback, LightningDataModule, Trainer, seed_every
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from semprobe.atomic import write_json
 from semprobe.data import open_dataset
 from semprobe.errors import SemprobeError
 from semprobe.pretrain.augment import two_view_transform
@@ -285,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compare-baseline", action="store_true", help="also time each method without SEM"
     )
     parser.add_argument("--cpu-smoke", action="store_true", help="toy sizes on the CPU")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if not args.cpu_smoke and not torch.cuda.is_available():
         print("gpu_check: error: no CUDA device (use --cpu-smoke on a CPU)", file=sys.stderr)
@@ -319,7 +322,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary += "; SEM step time of the baseline's: " + ", ".join(ratios)
     failed = [r.name for r in results if not r.falling]
     print(summary + (f" (loss did not fall: {', '.join(failed)})" if failed else ""))
+    if args.json:
+        _write_json(Path(args.json), args, device, results)
     return 0 if ok else 1
+
+
+def _write_json(path: Path, args: argparse.Namespace, device: str, results: list[Result]) -> None:
+    """Every variant's numbers and, with ``--compare-baseline``, SEM's step time over BYOL's."""
+    record: dict[str, Any] = {
+        "device": device,
+        # The smoke form runs toy sizes of its own, not the flags'.
+        "sizes": "toy (--cpu-smoke)" if args.cpu_smoke else "as the flags say",
+        "batch_size": None if args.cpu_smoke else args.batch_size,
+        "precision": None if args.cpu_smoke else args.precision,
+        "num_simplices": None if args.cpu_smoke else args.num_simplices,
+        "vocab": None if args.cpu_smoke else args.vocab,
+        "data": "image folder" if args.image_folder else "random tensors",
+        "variants": [{**_finite(dataclasses.asdict(r)), "falling": r.falling} for r in results],
+    }
+    if args.compare_baseline:
+        record["sem_step_time_ratio"] = {
+            sem.name: sem.step_ms / base.step_ms
+            for sem, base in zip(results[::2], results[1::2], strict=True)
+        }
+    write_json(path, record)
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: the CPU's peak memory (not measured) becomes null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 if __name__ == "__main__":
