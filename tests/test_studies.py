@@ -175,6 +175,12 @@ def test_study_file_round_trip_and_errors(checkpoints: dict[str, Path], tmp_path
     empty.write_text('taus = []\n[checkpoints]\nsem = "x.pt"\n')
     with pytest.raises(SemprobeError, match="at least one tau"):
         load_study(empty)
+    twins = tmp_path / "twins.toml"
+    twins.write_text('twin_taus = [1]\n[checkpoints]\nsem = "x.pt"\n')
+    assert load_study(twins)[0].twin_taus == [1.0]
+    twins.write_text('twin_taus = [1, -1]\n[checkpoints]\nsem = "x.pt"\n')
+    with pytest.raises(SemprobeError, match="positive"):
+        load_study(twins)
     broken = tmp_path / "broken.toml"
     broken.write_text("dataset = \n")
     with pytest.raises(SemprobeError, match="cannot parse study file"):

@@ -19,6 +19,7 @@ from semprobe.studies.sweeps import DEFAULT_TAUS, ProbeSettings
 _TOP_KEYS = {
     "dataset",
     "taus",
+    "twin_taus",
     "analyses",
     "out",
     "checkpoints",
@@ -142,6 +143,7 @@ def load_study(
         checkpoints={k: resolve(str(v)) for k, v in checkpoints.items()},
         dataset=dataset,
         taus=data.get("taus", list(DEFAULT_TAUS)),
+        twin_taus=data.get("twin_taus"),
         analyses=data.get("analyses", list(ANALYSES)),
         pretrain=pretrain,
         trainer=trainer,

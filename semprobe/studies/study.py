@@ -144,6 +144,10 @@ class Study:
         What trains them (required when ``pretrain`` is not empty).
     protocols:
         Settings of the evaluation protocols.
+    twin_taus:
+        Temperatures of the random-init twins' tau sweep (when relevance and the tau sweep both
+        run); ``None`` sweeps them at ``taus``. The twins' dense probe at the pretraining tau is
+        what says whether training helped, so a study short of time can sweep them there alone.
 
     Examples
     --------
@@ -162,9 +166,12 @@ class Study:
     pretrain: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     trainer: Trainer | None = None
     protocols: ProtocolSettings = field(default_factory=ProtocolSettings)
+    twin_taus: Sequence[float] | None = None
 
     def __post_init__(self) -> None:
         self.taus = check_taus(self.taus)
+        if self.twin_taus is not None:
+            self.twin_taus = check_taus(self.twin_taus)
         known = (*ANALYSES, *PROTOCOLS)
         unknown = [a for a in self.analyses if a not in known]
         if unknown or not self.analyses:
@@ -290,7 +297,8 @@ class Study:
         model = random_init_model(item.spec, self.relevance.seed)
         train = features(model, self.options, "train")
         test = features(model, self.options, "test")
-        sweep = tau_sweep(train, test, self.taus, self.probe, twin, self.options.device)
+        taus = self.taus if self.twin_taus is None else self.twin_taus
+        sweep = tau_sweep(train, test, taus, self.probe, twin, self.options.device)
         sweep.to_csv(work / twin / "tau_sweep.csv", index=False)
         outputs.sweeps.append(sweep)
 
