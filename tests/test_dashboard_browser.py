@@ -6,6 +6,9 @@ missing. The server is always terminated, whatever happens in the test.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,34 @@ def test_search_and_intervention_in_chromium(run_dir: Path) -> None:
         assert "set to vertex 0 (one-hot)" in driver.find_element(By.TAG_NAME, "body").text
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
         assert not driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlert"] [kind="error"]')
+
+
+def test_the_docs_screenshot_script_shows_the_most_informative_simplex(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """``scripts/docs_screenshots.sh`` (the README's images): the SEM model at the simplex that
+    carries the most class information; a missing run is one line and exit 2."""
+    from semprobe.rundir import Run
+    from semprobe.simplex_information import run_information
+    from tests.conftest import REPO
+
+    table = run_information(Run(run_dir).model("sem"))
+    best = int(table.loc[table["mi_class_excess"].idxmax(), "simplex"])
+    out = tmp_path / "img"
+    env = {**os.environ, "MODEL": "sem", "OUT": str(out), "VIEWS": "Runs Simplices"}
+    script = ["bash", str(REPO / "scripts" / "docs_screenshots.sh")]
+    env["PYTHON"] = sys.executable
+    done = subprocess.run(
+        [*script, str(run_dir)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{run_dir.name}/sem at simplex {best}" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["dashboard-runs.png", "dashboard-simplex.png"]
+    for shot in out.iterdir():
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+    missing = subprocess.run(
+        [*script, str(tmp_path / "no-run")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().count("\n") == 0 and "no run directory" in missing.stderr
