@@ -112,7 +112,16 @@ def vertex_profiles(
         return sums / counts[:, None]
 
 
-def _check(logits: np.ndarray, num_simplices: int, vocab: int, simplex: int, vertex: int) -> None:
+def _check(
+    logits: np.ndarray,
+    num_simplices: int,
+    vocab: int,
+    simplex: int,
+    vertex: int,
+    value: str = "one-hot",
+) -> None:
+    if value not in VALUES:
+        raise SemprobeError(f"value must be one of {', '.join(VALUES)}, got {value!r}")
     if np.ndim(logits) != 2:
         raise SemprobeError(f"logits must be (n, L*V), got shape {np.shape(logits)}")
     check_shape(logits.shape[1], num_simplices, vocab)
@@ -161,33 +170,61 @@ def intervene(
     >>> edit.before.round(3).tolist(), edit.after.round(3).tolist()
     ([[0.5, 0.5]], [[0.269, 0.731]])
     """
-    _check(logits, num_simplices, vocab, simplex, vertex)
-    if value not in VALUES:
-        raise SemprobeError(f"value must be one of {', '.join(VALUES)}, got {value!r}")
-    coef = np.asarray(probe.coef, dtype=np.float64)
-    if coef.ndim != 2 or coef.shape[1] != num_simplices * vocab:
-        raise SemprobeError(
-            f"the probe has {coef.shape[-1]} features, not L*V = {num_simplices * vocab}"
-        )
-    sem = _sem(logits, num_simplices, vocab, probe.tau)
-    scores = probe.inputs(sem) @ coef.T + np.asarray(probe.intercept, dtype=np.float64)
-    cols = slice(simplex * vocab, (simplex + 1) * vocab)
-    if value == "one-hot":
-        target = np.eye(vocab)[vertex]
-    else:
-        if profiles is None:
-            profiles = vertex_profiles(logits, num_simplices, vocab, simplex, probe.tau)
-        target = np.asarray(profiles, dtype=np.float64)[vertex]
-        if target.shape != (vocab,) or not np.isfinite(target).all():
+    _check(logits, num_simplices, vocab, simplex, vertex, value)
+    base = _Scored.of(logits, probe, num_simplices, vocab)
+    if value == "mean" and profiles is None:
+        profiles = vertex_profiles(logits, num_simplices, vocab, simplex, probe.tau)
+    target = _target(simplex, vertex, vocab, value, profiles)
+    return Intervention(simplex, vertex, value, base.before, base.after(simplex, target))
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The probe applied once to unedited SEM outputs; every edit of one simplex reuses it."""
+
+    probe: LinearProbe
+    coef: np.ndarray  # (C, L*V) float64
+    sem: np.ndarray  # (n, L*V)
+    scores: np.ndarray  # (n, C)
+    vocab: int
+
+    @classmethod
+    def of(cls, logits: np.ndarray, probe: LinearProbe, num_simplices: int, vocab: int) -> _Scored:
+        coef = np.asarray(probe.coef, dtype=np.float64)
+        if coef.ndim != 2 or coef.shape[1] != num_simplices * vocab:
             raise SemprobeError(
-                f"vertex {vertex} of simplex {simplex} has no mean profile: no image is assigned "
-                "to it"
+                f"the probe has {coef.shape[-1]} features, not L*V = {num_simplices * vocab}"
             )
-    step = target[None, :] - sem[:, cols]
-    if probe.std is not None:
-        step = step / np.asarray(probe.std, dtype=np.float64)[cols]
-    after = scores + step @ coef[:, cols].T
-    return Intervention(simplex, vertex, value, _softmax(scores), _softmax(after))
+        sem = _sem(logits, num_simplices, vocab, probe.tau)
+        scores = probe.inputs(sem) @ coef.T + np.asarray(probe.intercept, dtype=np.float64)
+        return cls(probe, coef, sem, scores, vocab)
+
+    @property
+    def before(self) -> np.ndarray:
+        return _softmax(self.scores)
+
+    def after(self, simplex: int, target: np.ndarray) -> np.ndarray:
+        """Class probabilities with ``simplex`` of every row set to ``target`` ``(V,)``: only
+        that simplex's inputs change, so the scores move by their step times its weights."""
+        cols = slice(simplex * self.vocab, (simplex + 1) * self.vocab)
+        step = target[None, :] - self.sem[:, cols]
+        if self.probe.std is not None:
+            step = step / np.asarray(self.probe.std, dtype=np.float64)[cols]
+        return _softmax(self.scores + step @ self.coef[:, cols].T)
+
+
+def _target(
+    simplex: int, vertex: int, vocab: int, value: str, profiles: np.ndarray | None
+) -> np.ndarray:
+    """What ``simplex`` is set to: the one-hot ``vertex`` or its mean profile."""
+    if value == "one-hot":
+        return np.eye(vocab)[vertex]
+    target = np.asarray(profiles, dtype=np.float64)[vertex]
+    if target.shape != (vocab,) or not np.isfinite(target).all():
+        raise SemprobeError(
+            f"vertex {vertex} of simplex {simplex} has no mean profile: no image is assigned to it"
+        )
+    return target
 
 
 def vertex_effects(
@@ -208,13 +245,17 @@ def vertex_effects(
         :func:`intervene`'s ``change`` for vertex ``v`` (NaN rows for ``"mean"`` where a
         vertex has no profile).
     """
+    _check(logits, num_simplices, vocab, simplex, 0, value)
     if value == "mean" and profiles is None:
         profiles = vertex_profiles(logits, num_simplices, vocab, simplex, probe.tau)
+    # The probe runs once over all L*V inputs; each of the V edits then touches V columns.
+    base = _Scored.of(logits, probe, num_simplices, vocab)
+    before = base.before
     rows = []
-    for v in range(vocab):  # V edits of n x C each: a loop over 13 vertices, not over images
+    for v in range(vocab):
         if value == "mean" and not np.isfinite(np.asarray(profiles)[v]).all():
             rows.append(np.full(np.shape(probe.coef)[0], np.nan))
             continue
-        edit = intervene(logits, probe, num_simplices, vocab, simplex, v, value, profiles)
-        rows.append(edit.change.mean(axis=0))
+        target = _target(simplex, v, vocab, value, profiles)
+        rows.append((base.after(simplex, target) - before).mean(axis=0))
     return np.stack(rows)

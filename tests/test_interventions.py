@@ -69,6 +69,10 @@ def test_one_hot_and_mean_profile_edits_match_the_probe_on_the_edited_input(fitt
     assert effects.shape == (vocab, estimator.coef_.shape[0])
     assert np.abs(effects).max() > 1e-3
     assert np.allclose(effects.sum(axis=1), 0.0, atol=1e-9)  # probabilities still sum to 1
+    for vertex in range(vocab):  # each row: the mean change of the probe on the edited input
+        x = edited_input(images, shape, probe.tau, 0, np.eye(vocab)[vertex])
+        direct = estimator.predict_proba(((x - probe.mean) / probe.std).astype(np.float32))
+        assert effects[vertex] == pytest.approx((direct - before).mean(axis=0), abs=2e-5)
 
 
 def _sem(logits: np.ndarray, shape: tuple[int, int], tau: float) -> np.ndarray:
