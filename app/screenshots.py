@@ -195,6 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--category", help="category of the graph view (a class name)")
     parser.add_argument("--k", type=int, help="K of the graph view")
     parser.add_argument("--tau", help="SEM temperature, one of the slider's values (e.g. 0.1)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other URL-bound widget, e.g. compare_b=run/model (repeatable)",
+    )
     args = parser.parse_args(argv)
     reason = missing_browser()
     if reason:
@@ -210,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if value is not None
     }
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set takes KEY=VALUE, got {item!r}")
+        params[key] = value
     with serve(args.run_dirs) as url:
         for path in capture(url, Path(args.out), args.views, params):
             print(path)

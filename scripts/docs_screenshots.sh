@@ -4,7 +4,8 @@
 #   semprobe study studies/cifar100_real_seeds_cpu.toml   # once: about 1.5 h on 2 CPU cores
 #   bash scripts/docs_screenshots.sh [RUN]                # default: that study's seed 0
 #
-# MODEL (default byol-sem), OUT (default docs/img) and VIEWS (default: all) change what is shot.
+# MODEL (default byol-sem), COMPARE (the Compare view's right model, default byol), OUT
+# (default docs/img) and VIEWS (default: all) change what is shot.
 # Every view is shot on the run's SEM model at the simplex whose vertex assignment carries the
 # most information about the class (over its permutation baseline). Needs Chromium and
 # chromedriver, as the browser tests do (see app/screenshots.py).
@@ -30,4 +31,5 @@ PY
 echo "screenshots of $run/$model at simplex $simplex"
 # shellcheck disable=SC2086  # VIEWS is a list of view names
 "$python" -m semprobe.app.screenshots --out "${OUT:-docs/img}" "$run" \
-    --model "$(basename "$run")/$model" --simplex "$simplex" ${VIEWS:+--views $VIEWS}
+    --model "$(basename "$run")/$model" --simplex "$simplex" \
+    --set "compare_b=$(basename "$run")/${COMPARE:-byol}" ${VIEWS:+--views $VIEWS}

@@ -473,6 +473,15 @@ def test_compare_view_shows_both_models(app, run_dir: Path) -> None:
     assert edges == [str(_top_k_numpy(coef(run_dir, m), 1).sum()) for m in ("sem", "baseline")]
 
 
+def test_a_comparison_opens_from_its_url(app, run_dir: Path) -> None:
+    """The two models are URL parameters, so a comparison is a link to share."""
+    swapped = app("Compare", compare_a=f"{run_dir.name}/baseline", compare_b=f"{run_dir.name}/sem")
+    assert [s.value for s in swapped.subheader] == [
+        f"{run_dir.name}/baseline (baseline)",
+        f"{run_dir.name}/sem (SEM)",
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Damaged run directories
 # ---------------------------------------------------------------------------------------------

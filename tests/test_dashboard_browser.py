@@ -106,7 +106,8 @@ def test_the_docs_screenshot_script_shows_the_most_informative_simplex(
     table = run_information(Run(run_dir).model("sem"))
     best = int(table.loc[table["mi_class_excess"].idxmax(), "simplex"])
     out = tmp_path / "img"
-    env = {**os.environ, "MODEL": "sem", "OUT": str(out), "VIEWS": "Runs Simplices"}
+    env = {**os.environ, "MODEL": "sem", "COMPARE": "baseline", "OUT": str(out)}
+    env["VIEWS"] = "Runs Simplices Compare"
     script = ["bash", str(REPO / "scripts" / "docs_screenshots.sh")]
     env["PYTHON"] = sys.executable
     done = subprocess.run(
@@ -114,7 +115,8 @@ def test_the_docs_screenshot_script_shows_the_most_informative_simplex(
     )
     assert done.returncode == 0, done.stderr
     assert f"{run_dir.name}/sem at simplex {best}" in done.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["dashboard-runs.png", "dashboard-simplex.png"]
+    shots = ["dashboard-compare.png", "dashboard-runs.png", "dashboard-simplex.png"]
+    assert sorted(p.name for p in out.iterdir()) == shots
     for shot in out.iterdir():
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 

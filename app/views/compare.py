@@ -27,8 +27,9 @@ def show(models: dict[str, data.ModelData], runs: dict[str, Run], tau: float) ->
     left, right, kcol = st.columns([2, 2, 1])
     keep_valid("compare_a", keys)
     keep_valid("compare_b", keys)
-    a = left.selectbox("Left", keys, index=0, key="compare_a")
-    b = right.selectbox("Right", keys, index=1, key="compare_b")
+    # Bound to the URL, so a comparison can be shared as a link.
+    a = left.selectbox("Left", keys, index=0, key="compare_a", bind="query-params")
+    b = right.selectbox("Right", keys, index=1, key="compare_b", bind="query-params")
     k = int(
         kcol.number_input(
             "K", 1, 1000, value=int(models[a].setting("k", 10) or 10), key="compare_k"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -27,8 +29,22 @@ def show(opened: list[OpenedRun]) -> None:
             st.error(f"{item.path}: {item.error}")
             continue
         assert item.run is not None
-        with st.expander(f"{item.label}: {item.run.root}", expanded=len(opened) == 1):
+        with st.expander(f"{item.label}: {shown_path(item.run.root)}", expanded=len(opened) == 1):
             _run_details(item, item.run)
+
+
+def shown_path(path: str | Path) -> str:
+    """A run's folder as its user would type it: relative to the working directory when inside.
+
+    Examples
+    --------
+    >>> shown_path(Path.cwd() / "runs" / "demo")
+    'runs/demo'
+    """
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _run_details(item: OpenedRun, run: Run) -> None:
