@@ -65,7 +65,7 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def stages(data: Path, work: Path, smoke: bool, deadline: float) -> list[Stage]:
+def stages(data: Path, work: Path, smoke: bool, deadline: float, train_images: int) -> list[Stage]:
     """The five stages; their commands at toy sizes on the CPU when ``smoke``."""
     images = f"imagefolder:{data}"
     check = ["-m", "semprobe.pretrain.gpu_check", "--methods", "byol", "--compare-baseline"]
@@ -82,7 +82,9 @@ def stages(data: Path, work: Path, smoke: bool, deadline: float) -> list[Stage]:
     )
 
     def study(results: dict[str, Any]) -> list[str]:
-        study_file = write_study(data, work, smoke, epochs_for(results, data, deadline, smoke))
+        study_file = write_study(
+            data, work, smoke, epochs_for(results, train_images, deadline, smoke)
+        )
         return _python("-m", "semprobe", "study", str(study_file))
 
     return [
@@ -96,7 +98,7 @@ def stages(data: Path, work: Path, smoke: bool, deadline: float) -> list[Stage]:
     ]
 
 
-def epochs_for(results: dict[str, Any], data: Path, deadline: float, smoke: bool) -> int:
+def epochs_for(results: dict[str, Any], train_images: int, deadline: float, smoke: bool) -> int:
     """Epochs per model such that both pretrainings end ``ANALYSIS_RESERVE_S`` before the deadline.
 
     From the SEM model's images/s in ``pretrain_check`` (the slower of the two, so both get the
@@ -109,7 +111,6 @@ def epochs_for(results: dict[str, Any], data: Path, deadline: float, smoke: bool
     rates = [v["images_per_s"] for v in check.get("variants", []) if "+SEM" in v["name"]]
     if not rates:
         return 10
-    train_images = sum(1 for _ in (data / "train").glob("*/*.png"))
     # 0.8: an epoch also starts its loader workers and ends with a checkpoint.
     return max(1, min(200, int(0.8 * per_model_s * rates[0] / train_images)))
 
@@ -238,7 +239,7 @@ def run(data: Path, out: Path, smoke: bool = False, budget_s: float = 480.0) -> 
         summary["images"] = {
             split: sum(1 for _ in (folder / split).glob("*/*.png")) for split in ("train", "test")
         }
-        for stage in stages(folder, work, smoke, deadline):
+        for stage in stages(folder, work, smoke, deadline, summary["images"]["train"]):
             left = deadline - time.monotonic()
             limit = min(stage.limit_s, left)
             if limit < 10:
