@@ -2,8 +2,9 @@
 
 Everything that depends on the SEM temperature is recomputed from the cached pre-softmax logits
 with :func:`semprobe.sem.sem_softmax` and :func:`semprobe.entropy.entropy_report`, so any tau can
-be shown, not only the ones an analysis wrote. A simplex only needs its own V columns of the
-logits, which keeps a simplex switch cheap even for L = 5000. Graphs, 2-neighbours and relevance
+be shown, not only the ones an analysis wrote. A simplex only needs its own ``(N, V)`` block of
+the logits (:func:`semprobe.simplex_major.simplex_block`), which keeps a simplex switch cheap
+even for L = 5000. Graphs, 2-neighbours and relevance
 come from :mod:`semprobe.graph` and :mod:`semprobe.relevance`; what is here only arranges their
 results for the views.
 """
@@ -47,15 +48,6 @@ def nearest(values: Sequence[float], target: float) -> float:
     return min(values, key=lambda v: abs(math.log(v) - math.log(target)))
 
 
-def simplex_columns(logits: np.ndarray, simplex: int, vocab: int) -> np.ndarray:
-    """The ``(N, V)`` float32 logits of one simplex (a strided read of a memory map)."""
-    n_simplices = logits.shape[1] // vocab
-    if not 0 <= simplex < n_simplices:
-        raise SemprobeError(f"simplex {simplex} is out of range [0, {n_simplices})")
-    # A copy: memory-mapped logits are read-only, and torch wants writable arrays.
-    return np.array(logits[:, simplex * vocab : (simplex + 1) * vocab], dtype=np.float32)
-
-
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
     """Run small torch computations on one thread.
@@ -73,11 +65,10 @@ def single_thread() -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def simplex_probabilities(logits: np.ndarray, simplex: int, vocab: int, tau: float) -> np.ndarray:
-    """The ``(N, V)`` SEM output of one simplex at ``tau``."""
-    z = simplex_columns(logits, simplex, vocab)
+def simplex_probabilities(z: np.ndarray, tau: float) -> np.ndarray:
+    """The ``(N, V)`` SEM output at ``tau`` of one simplex's ``(N, V)`` float32 logits ``z``."""
     with single_thread():
-        return sem_softmax(torch.from_numpy(z), 1, vocab, tau).numpy()
+        return sem_softmax(torch.from_numpy(z), 1, z.shape[1], tau).numpy()
 
 
 #: Bands of a vertex's activation rank (fractions of the test images, highest first), as
@@ -248,24 +239,26 @@ class SimplexView:
 
 
 def simplex_view(
-    logits: np.ndarray,
+    z: np.ndarray,
     labels: np.ndarray,
     n_classes: int,
     simplex: int,
-    vocab: int,
     tau: float,
     top: int = 8,
     bins: int = 32,
 ) -> SimplexView:
     """Activations, top images, class means and entropy of one simplex at ``tau``.
 
+    ``z`` is the simplex's ``(N, V)`` float32 logits (:func:`semprobe.simplex_major.simplex_block`);
+    ``simplex`` only labels the result.
+
     Vertices are ranked by their SEM activation at ``tau``; at small tau many samples saturate
     at 1.0, so ties are broken by the logit margin over the simplex's other vertices, then by
     sample index. The entropy statistics are :func:`semprobe.entropy.entropy_report`'s on the
     simplex's columns (``bins`` dividing its 256 quantile bins costs no extra pass).
     """
-    z = simplex_columns(logits, simplex, vocab)
-    probs = simplex_probabilities(logits, simplex, vocab, tau)
+    vocab = z.shape[1]
+    probs = simplex_probabilities(z, tau)
     with single_thread():
         # One worker: for N x V values a thread pool costs more than it saves.
         report = entropy_report(z, 1, vocab, [tau], bins=bins, num_threads=1)

@@ -32,6 +32,7 @@ from semprobe.graph import FeatureCategoryGraph, sem_feature_name, top_k_graph, 
 from semprobe.interventions import LinearProbe
 from semprobe.relevance import RelevanceResult, relevance
 from semprobe.rundir import RUN_FILE, Run
+from semprobe.simplex_major import run_simplex_major, simplex_block
 from semprobe.validation import check_class_indices, check_int, check_tau
 
 #: Environment variable with run directories to open (separated by ``os.pathsep``).
@@ -356,21 +357,42 @@ def feature_names(model: ModelData, n_features: int) -> list[str]:
     return [f"f{j}" for j in range(n_features)]
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def simplex_copy(run_path: str, stamp: str, name: str) -> np.ndarray | None:
+    """The model's ``(L, N, V)`` copy of its logits (:mod:`semprobe.simplex_major`), or None.
+
+    None for a run without one (``--no-simplex-copy``, or made before semprobe kept it) and for
+    a copy that does not match the logits: the views then read the logits' columns.
+    """
+    model = _model(run_path, stamp, name)
+    logits(run_path, stamp, name)  # the logits are checked against the spec first
+    return run_simplex_major(
+        _open_run(run_path, stamp).model(name), model.num_simplices, model.vocab
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def simplex_logits(run_path: str, stamp: str, name: str, simplex: int) -> np.ndarray:
+    """The ``(N, V)`` float32 test logits of one simplex, from the simplex-major copy if kept."""
+    model = _model(run_path, stamp, name)
+    return simplex_block(
+        logits(run_path, stamp, name), simplex, model.vocab, simplex_copy(run_path, stamp, name)
+    )
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def simplex_probabilities(
     run_path: str, stamp: str, name: str, simplex: int, tau: float
 ) -> np.ndarray:
     """The ``(N, V)`` SEM output of one simplex over the test images at ``tau``."""
-    model = _model(run_path, stamp, name)
-    return compute.simplex_probabilities(logits(run_path, stamp, name), simplex, model.vocab, tau)
+    return compute.simplex_probabilities(simplex_logits(run_path, stamp, name, simplex), tau)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def vertex_profiles(run_path: str, stamp: str, name: str, simplex: int, tau: float) -> np.ndarray:
     """:func:`semprobe.interventions.vertex_profiles` of one simplex over the test split."""
-    model = _model(run_path, stamp, name)
-    z = logits(run_path, stamp, name)
-    return interventions.vertex_profiles(z, model.num_simplices, model.vocab, simplex, tau)
+    z = simplex_logits(run_path, stamp, name, simplex)
+    return interventions.vertex_profiles(z, 1, z.shape[1], 0, tau)  # z is that one simplex
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -378,14 +400,12 @@ def simplex_view(
     run_path: str, stamp: str, name: str, simplex: int, tau: float, top: int = 8
 ) -> compute.SimplexView:
     """The simplex browser's numbers for one simplex at one tau."""
-    model = _model(run_path, stamp, name)
     run = _open_run(run_path, stamp)
     return compute.simplex_view(
-        logits(run_path, stamp, name),
+        simplex_logits(run_path, stamp, name, simplex),
         labels(run_path, stamp),
         len(run.class_names),
         simplex,
-        model.vocab,
         tau,
         top=top,
     )

@@ -11,6 +11,9 @@ Layout (format 1)::
       <model>/
         model.json          spec, checkpoint, format, fingerprint
         logits.npy          test-split pre-softmax SEM logits (SEM models)
+        logits_by_simplex.npy
+                            the same logits simplex-major, (L, N, V), for one-simplex reads
+                            (semprobe.simplex_major; not with --no-simplex-copy)
         relevance/          summary.json, probe.npz, graph.graphml, category_features.csv,
                             category_neighbours.csv, curve.csv, feature_concepts.csv,
                             simplex_concepts.csv; with several superclass sources also

@@ -39,6 +39,7 @@ from semprobe.probe import SparseLogisticProbe
 from semprobe.relevance import relevance_curve, relevance_with_null
 from semprobe.rundir import link_or_copy, model_name
 from semprobe.simplex_information import keep_information
+from semprobe.simplex_major import SIMPLEX_MAJOR_FILE, write_simplex_major
 
 
 @dataclass
@@ -133,6 +134,13 @@ def analyse_model(
             class_names,
             dict(zip(class_names, primary.labels, strict=True)),
         )
+        if settings.simplex_copy:
+            write_simplex_major(
+                test.logits,
+                model.spec.num_simplices,
+                model.spec.vocab,
+                folder / SIMPLEX_MAJOR_FILE,
+            )
     summary = {
         "model": name,
         "checkpoint": checkpoint,

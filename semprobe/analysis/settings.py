@@ -23,6 +23,9 @@ class RelevanceSettings:
     optional ``class,synset`` file that maps classes to WordNet senses by hand, for the
     ``wordnet`` sources and the concept labels (``--synsets FILE``). ``bootstrap`` (``None``: no
     intervals) is the number of resamples behind the ``confidence`` percentile intervals.
+    ``simplex_copy`` keeps a simplex-major copy of each SEM model's test logits in the run
+    (:mod:`semprobe.simplex_major`: the dashboard reads one simplex without reading the whole
+    file; it doubles the disk the logits take).
     """
 
     superclasses: str = "coarse"
@@ -43,6 +46,7 @@ class RelevanceSettings:
     synsets: str | None = None
     bootstrap: int | None = None  # resamples for the intervals (semprobe.analysis.bootstrap)
     confidence: float = 0.95
+    simplex_copy: bool = True
 
     def __post_init__(self) -> None:
         if self.representation not in REPRESENTATIONS:

@@ -168,6 +168,12 @@ def add_relevance_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--no-concepts", action="store_true", help="skip the feature concept table")
     group.add_argument(
+        "--no-simplex-copy",
+        action="store_true",
+        help="do not keep logits_by_simplex.npy, the simplex-major copy of the test logits that "
+        "lets the dashboard read one simplex fast (it doubles the logits' disk)",
+    )
+    group.add_argument(
         "--synsets",
         metavar="FILE",
         default=None,

@@ -56,6 +56,7 @@ def relevance_settings(args: argparse.Namespace) -> RelevanceSettings:
         seed=args.seed,
         reference=args.reference,
         concepts=not args.no_concepts,
+        simplex_copy=not args.no_simplex_copy,
         synsets=getattr(args, "synsets", None),
         bootstrap=getattr(args, "bootstrap", None),
         confidence=getattr(args, "confidence", 0.95),
