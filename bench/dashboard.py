@@ -11,19 +11,24 @@ in-process with ``streamlit.testing.v1.AppTest``:
 * ``first_paint_warm_s``: a new session when another session already opened the run;
 * ``simplex_switch_s``: median time of the rerun after changing the simplex index;
 * ``rerun_s``: median time of a rerun that changes nothing (the script's fixed cost).
+* ``first_paint_cold_s`` (``--cold``, root): first paints after dropping the page cache, against
+  the same run without its simplex-major copy (``first_paint_cold_strided_s``, the baseline: a
+  simplex read strided from the row-major logits).
 
 ``ratio`` is the switch time over its 300 ms target (below 1 is within target); the first paint
 target is 3 s. These are server-side times; where Chromium is installed the full run also times
 the page in a real browser (``browser_*``, see :func:`browser_timings`).
 
-Run it with ``python -m bench.dashboard [--smoke]``.
+Run it with ``python -m bench.dashboard [--smoke] [--simplices 5000] [--cold]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -64,6 +69,7 @@ def synthetic_run(
     from semprobe.relevance import relevance_curve, relevance_with_null
     from semprobe.rundir import building_run, write_dataset_files, write_run_metadata
     from semprobe.simplex_information import keep_information
+    from semprobe.simplex_major import SIMPLEX_MAJOR_FILE, write_simplex_major
 
     rng = np.random.default_rng(seed)
     images, labels = synthetic.make_split("test", per_class, seed=seed)
@@ -184,6 +190,8 @@ def synthetic_run(
         # As the relevance analysis does: the per-simplex information is computed with the run,
         # not at the dashboard's first paint.
         keep_information(sem, z, num_simplices, vocab, labels, class_names, superclass_of)
+        logits16 = np.load(sem / "logits.npy", mmap_mode="r")
+        write_simplex_major(logits16, num_simplices, vocab, sem / SIMPLEX_MAJOR_FILE)
         pd.DataFrame(
             {
                 "model": "sem",
@@ -247,19 +255,97 @@ observer.observe(document.body, {subtree: true, childList: true, characterData: 
 """
 
 
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+def drop_page_cache() -> None:
+    """Write back and drop the kernel's page cache, so that the next reads come from the disk."""
+    os.sync()
+    DROP_CACHES.write_text("1\n")
+
+
+def clone_run(run_dir: Path, name: str, simplex_copy: bool) -> Path:
+    """A hard-linked clone of ``run_dir`` named ``name`` (no extra disk), with or without its
+    simplex-major copies.
+
+    A clone is a run no session has opened (the dashboard's caches are keyed by the run's
+    path), on the same files: without the copies the dashboard reads a simplex from the
+    row-major logits, the baseline of the copy's first paint.
+    """
+    from semprobe.simplex_major import SIMPLEX_MAJOR_FILE
+
+    clone = run_dir.with_name(name)
+    shutil.copytree(run_dir, clone, copy_function=os.link)
+    if not simplex_copy:
+        for copy in clone.glob(f"*/{SIMPLEX_MAJOR_FILE}"):
+            copy.unlink()
+    return clone
+
+
+def paired_clones(run_dir: Path, prefix: str, rounds: int) -> list[tuple[str, Path]]:
+    """``rounds`` pairs of clones, ``("copy", ...)`` and ``("strided", ...)``, in alternating
+    order so that neither always goes first."""
+    pairs = []
+    for r in range(rounds):
+        kinds = ("strided", "copy") if r % 2 == 0 else ("copy", "strided")
+        for kind in kinds:
+            clone = clone_run(run_dir, f"{prefix}-{kind}-{r}", simplex_copy=kind == "copy")
+            pairs.append((kind, clone))
+    return pairs
+
+
+def first_paints(times: list[tuple[str, float]], prefix: str) -> dict[str, Any]:
+    """Median first paint with and without the copy, their ratio and every time measured."""
+    copy = statistics.median(t for kind, t in times if kind == "copy")
+    strided = statistics.median(t for kind, t in times if kind == "strided")
+    return {
+        f"{prefix}_s": round(copy, 3),
+        f"{prefix}_strided_s": round(strided, 3),
+        f"{prefix}_ratio": round(copy / strided, 3),
+        f"{prefix}_all": [[kind, round(t, 3)] for kind, t in times],
+    }
+
+
+def cold_first_paints(run_dir: Path, rounds: int) -> dict[str, Any]:
+    """Server first paints (AppTest) of clones of ``run_dir`` after dropping the page cache."""
+    import streamlit as st
+
+    times = []
+    for kind, folder in paired_clones(run_dir, "cold", rounds):
+        os.environ["SEMPROBE_RUNS"] = str(folder)
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        gc.collect()  # unmaps the memory maps of the runs opened before (mapped pages stay warm)
+        drop_page_cache()
+        at = _app()
+        times.append((kind, _timed(at)))
+        _check(at)
+    return first_paints(times, "first_paint_cold")
+
+
 def browser_timings(
-    run_dir: Path, warm_up: Path, num_simplices: int, repeats: int = 5
-) -> dict[str, float]:
+    run_dir: Path,
+    warm_up: Path,
+    num_simplices: int,
+    repeats: int = 5,
+    cold: bool = False,
+    rounds: int = 1,
+) -> dict[str, Any]:
     """Page timings in headless Chromium, on the server that ``semprobe dashboard`` starts.
 
-    * ``browser_first_page_s``: the first page of a freshly started server, in a fresh browser
-      profile (the browser compiles Streamlit's scripts: most of it), on the small ``warm_up``
+    * ``browser_first_page_s``: the first page of a freshly started server (the last one
+      started; the browser compiles Streamlit's scripts: most of it), on the small ``warm_up``
       run;
-    * ``browser_first_paint_s``: then the simplex browser of ``run_dir``, which no page has shown
-      yet (its arrays are read, its simplex computed and its thumbnails encoded);
+    * ``browser_first_paint_s``: then the simplex browser of a clone of ``run_dir`` that no page
+      has shown yet (its arrays are read, its simplex computed from the simplex-major copy and
+      its thumbnails encoded), the median of ``rounds``; ``browser_first_paint_strided_s`` the
+      same for a clone without the copy (the simplex read from the row-major logits);
     * ``browser_simplex_switch_s``: median time in the page from pressing Enter in the simplex
       input to the new simplex's heading with the app idle again (server run, transfer and
       drawing).
+
+    ``cold`` drops the page cache before each first paint (root only): the run's files then
+    come from the disk, as for a run nobody has opened since the machine started.
     """
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -267,41 +353,58 @@ def browser_timings(
 
     from semprobe.app.screenshots import chromium, page_url, serve, wait_for_text
 
-    with serve([str(warm_up), str(run_dir)], preload=True) as url, chromium() as driver:
+    def open_page(url: str, folder: Path, heading: str) -> float:
         start = time.perf_counter()
-        driver.get(page_url(url, "Simplices", model=f"{warm_up.name}/sem"))
-        wait_for_text(driver, "Simplex 0", timeout=120)
-        first_page = time.perf_counter() - start
-        start = time.perf_counter()
-        driver.get(page_url(url, "Simplices", model=f"{run_dir.name}/sem"))
-        wait_for_text(driver, f"{run_dir.name}/sem · L={num_simplices}", timeout=120)
-        first_paint = time.perf_counter() - start
-        times = []
-        for i in range(1, repeats + 1):
-            simplex = i % num_simplices
-            driver.execute_script(_SWITCH_PROBE, f"Simplex {simplex}")
-            field = driver.find_element(By.CSS_SELECTOR, '[data-testid="stNumberInputField"]')
-            field.send_keys(Keys.CONTROL, "a")
-            field.send_keys(str(simplex), Keys.ENTER)
-            WebDriverWait(driver, 60, poll_frequency=0.05).until(
-                lambda d: d.execute_script("return window.__switch.idle !== undefined")
-            )
-            timing = driver.execute_script("return window.__switch")
-            times.append((timing["idle"] - timing["enter"]) / 1000)
+        driver.get(page_url(url, "Simplices", model=f"{folder.name}/sem"))
+        wait_for_text(driver, heading, timeout=120)
+        return time.perf_counter() - start
+
+    paints = []
+    with chromium() as driver:
+        # One server per first paint: a server keeps the arrays of every run it opened mapped,
+        # and the kernel cannot drop mapped pages, so the clones' shared files would stay warm.
+        for kind, folder in paired_clones(run_dir, "browser", rounds):
+            with serve([str(warm_up), str(folder)], preload=True) as url:
+                first_page = open_page(url, warm_up, "Simplex 0")
+                if cold:
+                    drop_page_cache()
+                paints.append(
+                    (kind, open_page(url, folder, f"{folder.name}/sem · L={num_simplices}"))
+                )
+        with serve([str(run_dir)], preload=True) as url:
+            open_page(url, run_dir, f"{run_dir.name}/sem · L={num_simplices}")
+            times = []
+            for i in range(1, repeats + 1):
+                simplex = i % num_simplices
+                driver.execute_script(_SWITCH_PROBE, f"Simplex {simplex}")
+                field = driver.find_element(By.CSS_SELECTOR, '[data-testid="stNumberInputField"]')
+                field.send_keys(Keys.CONTROL, "a")
+                field.send_keys(str(simplex), Keys.ENTER)
+                WebDriverWait(driver, 60, poll_frequency=0.05).until(
+                    lambda d: d.execute_script("return window.__switch.idle !== undefined")
+                )
+                timing = driver.execute_script("return window.__switch")
+                times.append((timing["idle"] - timing["enter"]) / 1000)
     return {
         "browser_first_page_s": round(first_page, 3),
-        "browser_first_paint_s": round(first_paint, 3),
+        **first_paints(paints, "browser_first_paint"),
+        "browser_cold": cold,
         "browser_simplex_switch_s": round(statistics.median(times), 3),
     }
 
 
 def run(
-    smoke: bool = False, browser: bool | None = None, num_simplices: int | None = None
+    smoke: bool = False,
+    browser: bool | None = None,
+    num_simplices: int | None = None,
+    cold: bool = False,
 ) -> dict[str, Any]:
     """Time the dashboard on a synthetic run; ``smoke`` uses a tiny run and fewer repeats.
 
     ``browser`` (default: when not ``smoke`` and Chromium is installed) adds the timings of
     :func:`browser_timings`; ``num_simplices`` replaces L (64; the paper's models have 5000).
+    ``cold`` adds first paints from a dropped page cache, with and without the simplex-major
+    copy, in three rounds of alternating order (``first_paint_cold_*``, and the browser's).
     """
     import streamlit as st
 
@@ -309,6 +412,9 @@ def run(
 
     if browser is None:
         browser = not smoke and missing_browser() is None
+    if cold and not os.access(DROP_CACHES, os.W_OK):
+        raise SystemExit(f"--cold needs write access to {DROP_CACHES} (root)")
+    rounds = 3 if cold else 1
 
     per_class, simplices, vocab = (2, 16, 8) if smoke else (100, 64, 13)
     num_simplices = num_simplices or simplices
@@ -338,7 +444,12 @@ def run(
                 switches.append(_timed(at))
                 _check(at, i % num_simplices)
                 reruns.append(_timed(at))
-            in_browser = browser_timings(run_dir, warm_up, num_simplices) if browser else {}
+            in_cold = cold_first_paints(run_dir, rounds) if cold else {}
+            in_browser = (
+                browser_timings(run_dir, warm_up, num_simplices, cold=cold, rounds=rounds)
+                if browser
+                else {}
+            )
         finally:
             if previous is None:
                 os.environ.pop("SEMPROBE_RUNS", None)
@@ -356,6 +467,7 @@ def run(
         "rerun_s": round(statistics.median(reruns), 4),
         "ratio": round(switch / SWITCH_TARGET_S, 3),
         "first_paint_ratio": round(first_paint / FIRST_PAINT_TARGET_S, 3),
+        **in_cold,
         **in_browser,
         "run": {"n_test": per_class * 100, "L": num_simplices, "V": vocab, "smoke": smoke},
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -380,9 +492,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny run, a few repeats")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium timings")
     parser.add_argument("--simplices", type=int, help="L of the SEM model (default 64)")
+    parser.add_argument(
+        "--cold", action="store_true", help="also time first paints from a dropped page cache"
+    )
     args = parser.parse_args()
     browser = False if args.no_browser else None
-    print(json.dumps(run(args.smoke, browser, args.simplices), indent=2))
+    print(json.dumps(run(args.smoke, browser, args.simplices, args.cold), indent=2))
 
 
 if __name__ == "__main__":

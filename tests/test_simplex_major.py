@@ -162,3 +162,22 @@ def test_no_simplex_copy_leaves_it_out(tmp_path: Path, capsys: pytest.CaptureFix
     summary = (out / "m" / "relevance" / "summary.json").read_text()
     assert '"simplex_copy": false' in summary
 
+
+def test_the_benchmark_times_clones_with_and_without_the_copy(tmp_path: Path) -> None:
+    """``bench.dashboard``'s baseline: hard-linked clones of one run (the same files, no extra
+    disk), alternating which goes first, the copies only where asked for."""
+    from bench.dashboard import first_paints, paired_clones, synthetic_run
+
+    run = synthetic_run(tmp_path / "run", per_class=1, num_simplices=4, vocab=3, permutations=5)
+    assert (run / "sem" / SIMPLEX_MAJOR_FILE).is_file()
+    clones = paired_clones(run, "t", rounds=3)
+    assert [kind for kind, _ in clones] == ["strided", "copy", "copy", "strided", "strided", "copy"]
+    logits_inode = (run / "sem" / "logits.npy").stat().st_ino
+    for kind, folder in clones:
+        assert (folder / "sem" / "logits.npy").stat().st_ino == logits_inode
+        assert (folder / "sem" / SIMPLEX_MAJOR_FILE).exists() == (kind == "copy")
+        assert Run(folder).model("sem").logits() is not None
+    times = [(kind, float(i)) for i, (kind, _) in enumerate(clones)]  # 0, 1, 2, 3, 4, 5
+    result = first_paints(times, "p")
+    assert (result["p_s"], result["p_strided_s"]) == (2.0, 3.0)  # medians of 1,2,5 and 0,3,4
+    assert result["p_ratio"] == pytest.approx(2 / 3, abs=1e-3)
