@@ -27,6 +27,18 @@ from semprobe.errors import SemprobeError
 _TORCH_WRITE_ERRORS = ("iostream", "inline_container", "PytorchStreamWriter", "file write failed")
 
 
+def _process_umask() -> int:
+    # Read once, at import: os.umask can only be read by setting it, which is not thread-safe.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+# The mode open() gives a new file; mkstemp's temporary files are private (0o600), and a run
+# or cache shared with colleagues must stay readable to them after the rename.
+NEW_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def _fsync_dir(directory: Path) -> None:
     # The rename itself must reach the disk, or a crash could resurrect the old file.
     with contextlib.suppress(OSError):
@@ -72,6 +84,7 @@ def atomic_path(destination: str | os.PathLike[str], suffix: str = "") -> Iterat
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        tmp.chmod(NEW_FILE_MODE)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

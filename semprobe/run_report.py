@@ -256,8 +256,4 @@ def write_report(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -
     page = report_html(run)
     with atomic_path(destination, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
-        # A page to share: the usual file mode, not the private one of a temporary file.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
     return destination

@@ -315,3 +315,29 @@ def test_dataset_and_source_names_never_crash(name: str) -> None:
     for parse in (lambda n: parse_superclass_source(n), lambda n: open_dataset(n, "test")):
         with contextlib.suppress(SemprobeError):
             parse(name)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask-022", "umask-027"])
+def test_a_run_and_its_cache_are_readable_as_the_umask_allows(tmp_path: Path, umask: int) -> None:
+    """Files are written under temporary names (private, 0o600) and renamed: after the rename
+    they must have the mode any new file gets, or colleagues could not read a shared run."""
+    checkpoint = save_tiny(tmp_path / "m.pt")
+    script = (
+        "import os, sys, warnings\n"
+        f"os.umask({umask})\n"
+        "warnings.simplefilter('ignore')\n"
+        "from semprobe.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = ["relevance", str(checkpoint), "--dataset", "synthetic:train=2,test=1", "--quiet"]
+    argv += ["--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--k", "2", "--k-max", "3", "--epochs", "3", "--permutations", "5"]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *argv], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    files += [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and ".lock" not in p.name]
+    assert len(files) > 10
+    modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in files}
+    assert set(modes.values()) == {oct(0o666 & ~umask)}, modes
