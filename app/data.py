@@ -365,9 +365,11 @@ def simplex_copy(run_path: str, stamp: str, name: str) -> np.ndarray | None:
     a copy that does not match the logits: the views then read the logits' columns.
     """
     model = _model(run_path, stamp, name)
-    logits(run_path, stamp, name)  # the logits are checked against the spec first
     return run_simplex_major(
-        _open_run(run_path, stamp).model(name), model.num_simplices, model.vocab
+        _open_run(run_path, stamp).model(name),
+        logits(run_path, stamp, name),  # checked against the spec
+        model.num_simplices,
+        model.vocab,
     )
 
 

@@ -104,19 +104,20 @@ def simplex_block(
     return np.array(logits[:, simplex * vocab : (simplex + 1) * vocab], dtype=np.float32)
 
 
-def run_simplex_major(model: RunModel, num_simplices: int, vocab: int) -> np.ndarray | None:
-    """The model's kept ``(L, N, V)`` copy, memory-mapped, or None if it has none that matches.
+def run_simplex_major(
+    model: RunModel, logits: np.ndarray, num_simplices: int, vocab: int
+) -> np.ndarray | None:
+    """The model's kept ``(L, N, V)`` copy of ``logits`` (its opened ``logits.npy``),
+    memory-mapped, or None if it has none that matches.
 
     A copy that fails :func:`matches` (the logits were replaced after it was written, or it is
     damaged) is not used: the caller reads the logits instead.
     """
-    logits_path = model.run.path_of(f"{model.name}/logits.npy", must_exist=False)
-    path = model.run.path_of(f"{model.name}/{SIMPLEX_MAJOR_FILE}", must_exist=False)
-    if not (path.is_file() and logits_path.is_file()):
+    relative = f"{model.name}/{SIMPLEX_MAJOR_FILE}"
+    if not model.run.path_of(relative, must_exist=False).is_file():
         return None
     try:
-        copy = model.run.load_array(f"{model.name}/{SIMPLEX_MAJOR_FILE}")
-        logits = model.run.load_array(f"{model.name}/logits.npy")
-    except SemprobeError:  # a damaged copy is not used; a damaged logits file is reported later
+        copy = model.run.load_array(relative)
+    except SemprobeError:  # a damaged copy is not used
         return None
     return copy if matches(copy, logits, num_simplices, vocab) else None

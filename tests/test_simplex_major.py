@@ -102,7 +102,7 @@ def test_the_relevance_procedure_keeps_the_copy(run_dir: Path) -> None:
     z = np.load(run_dir / "sem" / "logits.npy")
     spec = run.model("sem").info["spec"]
     num_simplices, vocab = spec["num_simplices"], spec["vocab"]
-    copy = run_simplex_major(run.model("sem"), num_simplices, vocab)
+    copy = run_simplex_major(run.model("sem"), z, num_simplices, vocab)
     assert copy is not None and Path(copy.filename).name == SIMPLEX_MAJOR_FILE
     np.testing.assert_array_equal(copy, z.reshape(len(z), num_simplices, vocab).transpose(1, 0, 2))
     assert not (run_dir / "baseline" / SIMPLEX_MAJOR_FILE).exists()  # no SEM layer, no logits
@@ -119,7 +119,7 @@ def _variant(run_dir: Path, tmp_path: Path, kind: str) -> Path:
         model = Run(out).model("sem")
         num_simplices, vocab = model.info["spec"]["num_simplices"], model.info["spec"]["vocab"]
         write_simplex_major(2 * z, num_simplices, vocab, copy)
-        assert run_simplex_major(model, num_simplices, vocab) is None
+        assert run_simplex_major(model, z, num_simplices, vocab) is None
     return out
 
 
